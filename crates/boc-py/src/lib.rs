@@ -1,0 +1,1 @@
+//! Python bindings for boc (skeleton; the Python package issue fills it in).
