@@ -1,0 +1,495 @@
+//! Behaviors: one allocation holding the header, the payload and the
+//! requests inline; the two-phase-locking schedule and the release.
+//!
+//! The protocol itself, step by step with its memory-ordering argument, is in
+//! `PROTOCOL.md` beside this crate's sources.
+
+use crate::cown::CownHeader;
+use crate::primitive::{AtomicUsize, Backoff, Ordering};
+use crate::request::Request;
+use std::alloc::{self, Layout};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::{self, NonNull};
+
+/// What a behavior carries: its body and whatever the body needs.
+///
+/// The payload lives inside the behavior's single allocation. It is dropped
+/// after the behavior has been released, so a payload that owns handles to
+/// the cowns of its request set keeps them alive for as long as the protocol
+/// needs them (this is the usual way to meet [`schedule`]'s contract).
+pub trait Payload: Send + 'static {
+    /// Runs the body. Called at most once, by [`Ready::run`], while the
+    /// behavior holds every cown of its request set exclusively. A panic
+    /// unwinds through [`Ready::run`]; the cowns are still released.
+    fn run(&mut self);
+}
+
+/// Where a behavior goes once it holds all its cowns: a worker queue, a
+/// main-thread queue, or (in tests) straight to a thread.
+///
+/// `dispatch` is called exactly once per behavior, by whichever thread
+/// completed its acquisition: the scheduling thread (every cown was free) or
+/// the thread releasing the last cown it waited for. It should hand the
+/// behavior off quickly; running it inline is allowed but deepens the stack.
+pub trait Dispatch: Sync {
+    /// Takes ownership of a ready behavior.
+    fn dispatch(&self, behavior: Ready);
+}
+
+/// The type-erased operations of one `(payload, dispatcher)` pair.
+struct VTable {
+    /// Layout of `Block<P>`, the header and payload before the requests.
+    block: Layout,
+    /// Offset of the first request from the start of the block.
+    requests_offset: usize,
+    run: unsafe fn(NonNull<Header>),
+    drop_payload: unsafe fn(NonNull<Header>),
+    dispatch: unsafe fn(*const (), Ready),
+}
+
+struct VTableFor<P, D>(PhantomData<(P, D)>);
+
+impl<P: Payload, D: Dispatch> VTableFor<P, D> {
+    const VTABLE: VTable = VTable {
+        block: Layout::new::<Block<P>>(),
+        requests_offset: requests_offset::<P>(),
+        run: run_payload::<P>,
+        drop_payload: drop_payload::<P>,
+        dispatch: dispatch_to::<D>,
+    };
+}
+
+/// The fixed part of a behavior, first in its allocation.
+#[repr(C)]
+pub(crate) struct Header {
+    /// Acquisitions still outstanding, plus one held by the scheduler until
+    /// phase 2 is complete.
+    ///
+    /// Initialised to `n_requests + 1` before any request is published.
+    /// Decremented (`fetch_sub`, AcqRel) by the scheduler at the end of phase
+    /// 2 (by one plus the number of cowns that were free) and by each
+    /// predecessor's release (by the number of this behavior's requests it
+    /// resolves). The release half publishes the decrementer's writes (a
+    /// predecessor body's writes to the cown); the acquire half lets the
+    /// thread that reaches zero, which dispatches, see all of them.
+    pending: AtomicUsize,
+    vtable: &'static VTable,
+    /// The `&D` given to `schedule`, erased; only `vtable.dispatch` reads it.
+    dispatcher: *const (),
+    /// Requests in use, after duplicates were removed; sorted by key.
+    n_requests: usize,
+    /// Request slots allocated (the request set's size with duplicates).
+    n_slots: usize,
+    /// Caller-defined, immutable; see [`Ready::flags`].
+    flags: u32,
+}
+
+#[repr(C)]
+struct Block<P> {
+    header: Header,
+    payload: ManuallyDrop<P>,
+}
+
+const fn requests_offset<P>() -> usize {
+    let size = size_of::<Block<P>>();
+    let align = align_of::<Request>();
+    size.div_ceil(align) * align
+}
+
+fn block_layout(vtable: &VTable, n_slots: usize) -> Layout {
+    let requests = Layout::array::<Request>(n_slots).expect("request set too large");
+    let (layout, offset) = vtable.block.extend(requests).expect("request set too large");
+    debug_assert_eq!(offset, vtable.requests_offset);
+    layout
+}
+
+/// A behavior that holds every cown of its request set and is ready to run.
+///
+/// Owning and type-erased: [`Dispatch`] receives it and moves it to whichever
+/// thread should run it. [`run`](Self::run) runs the body and then releases
+/// the cowns; dropping a `Ready` without running it releases the cowns
+/// without running the body (so a shut-down queue loses no cown).
+pub struct Ready {
+    header: NonNull<Header>,
+}
+
+// SAFETY: a `Ready` is the unique owner of its behavior; the payload is
+// `Send` (required by `Payload`), the requests are only touched through
+// atomics, and the dispatcher is `Sync` (required by `Dispatch`).
+unsafe impl Send for Ready {}
+
+impl Ready {
+    /// Runs the body, then releases every cown (resolving the behaviors
+    /// waiting behind them) and frees the behavior. If the body panics, the
+    /// cowns are released during unwinding and the panic continues.
+    pub fn run(self) {
+        // SAFETY: we own the behavior and it has not run yet (`run` consumes
+        // the only handle). The release happens when `self` drops, also on
+        // unwind.
+        unsafe { (self.header.as_ref().vtable.run)(self.header) };
+    }
+
+    /// The flags given to [`schedule`] (a dispatcher may use them to route
+    /// the behavior, for example to a main-thread queue).
+    pub fn flags(&self) -> u32 {
+        // SAFETY: the header is alive while we own the behavior.
+        unsafe { self.header.as_ref() }.flags
+    }
+
+    /// How many distinct cowns the behavior holds.
+    pub fn n_cowns(&self) -> usize {
+        // SAFETY: the header is alive while we own the behavior.
+        unsafe { self.header.as_ref() }.n_requests
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        // SAFETY: we own the behavior, which holds all its cowns; this is the
+        // only place a behavior is released and freed.
+        unsafe { release_and_free(self.header) };
+    }
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready").field("n_cowns", &self.n_cowns()).field("flags", &self.flags()).finish()
+    }
+}
+
+/// Schedules `payload` to run once it holds every cown in `cowns`.
+///
+/// Cowns are acquired in key order; a cown named more than once is acquired
+/// once. Behaviors that share a cown run in the order they were scheduled
+/// (for schedules ordered by happens-before; concurrent schedules are ordered
+/// by the protocol). When the behavior holds everything it is passed to
+/// `dispatcher`, possibly before this function returns. An empty request set
+/// is ready at once.
+///
+/// # Safety
+///
+/// - Every cown in `cowns` must stay alive, at the same address, until the
+///   behavior has been released (run or dropped). Owning handles to them in
+///   the payload meets this.
+/// - `dispatcher` must stay alive until this behavior has been dispatched,
+///   which may happen on another thread after this call returns.
+///
+/// # Example
+///
+/// ```
+/// use boc_core::{CownHeader, Dispatch, Payload, Ready, schedule};
+/// use std::sync::Mutex;
+///
+/// struct Inline;
+/// impl Dispatch for Inline {
+///     fn dispatch(&self, behavior: Ready) { behavior.run() }
+/// }
+/// struct Log(&'static Mutex<Vec<u32>>, u32);
+/// impl Payload for Log {
+///     fn run(&mut self) { self.0.lock().unwrap().push(self.1) }
+/// }
+///
+/// static LOG: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// let (a, b) = (CownHeader::new(), CownHeader::new());
+/// // SAFETY: the cowns and the dispatcher outlive both behaviors, which
+/// // run inline before `schedule` returns.
+/// unsafe {
+///     schedule([&b, &a, &b], Log(&LOG, 1), 0, &Inline);
+///     schedule([&a], Log(&LOG, 2), 0, &Inline);
+/// }
+/// assert_eq!(*LOG.lock().unwrap(), [1, 2]);
+/// ```
+pub unsafe fn schedule<'c, P, D, I>(cowns: I, payload: P, flags: u32, dispatcher: &D)
+where
+    P: Payload,
+    D: Dispatch,
+    I: IntoIterator<Item = &'c CownHeader>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let cowns = cowns.into_iter();
+    let n_slots = cowns.len();
+    let vtable = &VTableFor::<P, D>::VTABLE;
+    let header = allocate(vtable, n_slots);
+    // SAFETY: `allocate` returned room for `n_slots` requests at this offset.
+    let requests = unsafe { header.cast::<u8>().add(vtable.requests_offset).cast::<Request>() };
+    let mut n_written = 0;
+    for cown in cowns.take(n_slots) {
+        // SAFETY: slot `n_written < n_slots` is in bounds and uninitialised.
+        unsafe { requests.add(n_written).write(Request::new(cown, header)) };
+        n_written += 1;
+    }
+    // SAFETY: the first `n_written` slots were initialised just above and
+    // nothing else can see them yet.
+    let n_requests = unsafe { sort_and_dedup(requests, n_written) };
+    // SAFETY: the block is allocated and uninitialised; the requests only
+    // hold its address.
+    unsafe {
+        header.cast::<Block<P>>().write(Block {
+            header: Header {
+                pending: AtomicUsize::new(n_requests + 1),
+                vtable,
+                dispatcher: ptr::from_ref(dispatcher).cast(),
+                n_requests,
+                n_slots,
+                flags,
+            },
+            payload: ManuallyDrop::new(payload),
+        });
+    }
+    // SAFETY: the behavior is fully initialised and unpublished; the caller
+    // keeps the cowns and the dispatcher alive.
+    unsafe { acquire(header) };
+}
+
+/// [`schedule`] for a request set of exactly one cown: no sort, no loop.
+///
+/// # Safety
+///
+/// As for [`schedule`].
+pub unsafe fn schedule_one<P, D>(cown: &CownHeader, payload: P, flags: u32, dispatcher: &D)
+where
+    P: Payload,
+    D: Dispatch,
+{
+    let vtable = &VTableFor::<P, D>::VTABLE;
+    let header = allocate(vtable, 1);
+    // SAFETY: as in `schedule`: room for one request, then the block, all
+    // uninitialised and unpublished.
+    unsafe {
+        let request = header.cast::<u8>().add(vtable.requests_offset).cast::<Request>();
+        request.write(Request::new(cown, header));
+        header.cast::<Block<P>>().write(Block {
+            header: Header {
+                pending: AtomicUsize::new(2),
+                vtable,
+                dispatcher: ptr::from_ref(dispatcher).cast(),
+                n_requests: 1,
+                n_slots: 1,
+                flags,
+            },
+            payload: ManuallyDrop::new(payload),
+        });
+        acquire(header);
+    }
+}
+
+fn allocate(vtable: &VTable, n_slots: usize) -> NonNull<Header> {
+    let layout = block_layout(vtable, n_slots);
+    // SAFETY: the layout has a non-zero size (it contains a `Header`).
+    let raw = unsafe { alloc::alloc(layout) };
+    match NonNull::new(raw) {
+        Some(raw) => raw.cast(),
+        None => alloc::handle_alloc_error(layout),
+    }
+}
+
+/// Sorts the first `n` requests by cown key and removes duplicates (the
+/// first of each run stays). Returns how many remain.
+///
+/// # Safety
+///
+/// `requests[..n]` are initialised and not shared with any other thread.
+unsafe fn sort_and_dedup(requests: NonNull<Request>, n: usize) -> usize {
+    if n < 2 {
+        return n;
+    }
+    // SAFETY: the caller guarantees the slots are initialised and unshared.
+    let slice = unsafe { std::slice::from_raw_parts_mut(requests.as_ptr(), n) };
+    slice.sort_unstable_by_key(Request::key);
+    let mut n_kept = 1;
+    for idx in 1..n {
+        if slice[idx].key() == slice[n_kept - 1].key() {
+            // SAFETY: a duplicate: dropped here and never read again (the
+            // slot is either overwritten below or past `n_kept`).
+            unsafe { ptr::drop_in_place(&raw mut slice[idx]) };
+        } else {
+            if idx != n_kept {
+                // SAFETY: slot `idx` is initialised; slot `n_kept < idx` was
+                // moved out of or dropped, so overwriting it leaks nothing.
+                unsafe { ptr::copy_nonoverlapping(&raw const slice[idx], &raw mut slice[n_kept], 1) };
+            }
+            n_kept += 1;
+        }
+    }
+    n_kept
+}
+
+/// The requests of a behavior, in key order.
+///
+/// # Safety
+///
+/// `header` is a live behavior.
+unsafe fn requests<'a>(header: NonNull<Header>) -> &'a [Request] {
+    // SAFETY: the caller guarantees the behavior is alive; its first
+    // `n_requests` slots were initialised by `schedule`.
+    unsafe {
+        let h = header.as_ref();
+        let first = header.cast::<u8>().add(h.vtable.requests_offset).cast::<Request>();
+        std::slice::from_raw_parts(first.as_ptr(), h.n_requests)
+    }
+}
+
+/// Two-phase locking (PROTOCOL.md, steps 1 to 3).
+///
+/// # Safety
+///
+/// `header` is fully initialised and not yet published; its cowns and
+/// dispatcher are alive.
+unsafe fn acquire(header: NonNull<Header>) {
+    // SAFETY: the caller guarantees a live, initialised behavior; no other
+    // thread can free it while `pending` holds the scheduler's extra one.
+    let requests = unsafe { requests(header) };
+    let mut n_free = 0;
+    // Phase 1, in key order.
+    for request in requests {
+        // SAFETY: the caller keeps the cown alive.
+        let cown = unsafe { request.cown.as_ref() };
+        let prev = cown.last.swap(ptr::from_ref(request).cast_mut(), Ordering::AcqRel);
+        if prev.is_null() {
+            n_free += 1;
+            continue;
+        }
+        // SAFETY: `prev` is alive: its owner cannot be released before it
+        // resolves a successor, and we have not linked yet, so its release
+        // (if it started) is waiting for our link.
+        let prev = unsafe { &*prev };
+        let mut backoff = Backoff::new();
+        while !prev.scheduled.load(Ordering::Acquire) {
+            backoff.snooze();
+        }
+        prev.next.store(ptr::from_ref(request).cast_mut(), Ordering::Release);
+    }
+    // Phase 2.
+    for request in requests {
+        request.scheduled.store(true, Ordering::Release);
+    }
+    // Every cown was free: no predecessor will ever decrement `pending`, so
+    // nobody else can touch it and the behavior is ready now.
+    // SAFETY: the behavior is alive until it is dispatched.
+    let ready = n_free == requests.len()
+        || unsafe { header.as_ref() }.pending.fetch_sub(n_free + 1, Ordering::AcqRel) == n_free + 1;
+    if ready {
+        // SAFETY: we took `pending` to zero (or nobody else could), so we
+        // are the only one to dispatch it.
+        unsafe { dispatch(header) };
+    }
+}
+
+/// Hands a behavior whose `pending` reached zero to its dispatcher.
+///
+/// # Safety
+///
+/// Called exactly once per behavior, when it holds every cown.
+unsafe fn dispatch(header: NonNull<Header>) {
+    // SAFETY: the behavior is alive until dispatched; `schedule`'s contract
+    // keeps the dispatcher alive until now.
+    unsafe {
+        let h = header.as_ref();
+        (h.vtable.dispatch)(h.dispatcher, Ready { header });
+    }
+}
+
+/// Resolves `count` of a waiting behavior's requests; dispatches it if that
+/// was the last outstanding one.
+///
+/// # Safety
+///
+/// `header` is a live behavior and the caller owns `count` of its
+/// outstanding acquisitions.
+unsafe fn resolve(header: NonNull<Header>, count: usize) {
+    // SAFETY: alive until `pending` reaches zero, which only happens here or
+    // in its own phase 2.
+    if unsafe { header.as_ref() }.pending.fetch_sub(count, Ordering::AcqRel) == count {
+        // SAFETY: we took `pending` to zero.
+        unsafe { dispatch(header) };
+    }
+}
+
+/// Release (PROTOCOL.md, step 5), then drops the payload and frees.
+///
+/// # Safety
+///
+/// `header` is a behavior that holds all its cowns, owned by the caller,
+/// released exactly once.
+unsafe fn release_and_free(header: NonNull<Header>) {
+    // SAFETY: the caller owns the behavior.
+    let requests = unsafe { requests(header) };
+    // Successors resolved so far but not yet decremented: adjacent requests
+    // whose successors are one behavior are resolved in one step.
+    let mut batch: Option<(NonNull<Header>, usize)> = None;
+    for request in requests {
+        let mut next = request.next.load(Ordering::Acquire);
+        if next.is_null() {
+            // SAFETY: we hold the cown, so it is alive.
+            let cown = unsafe { request.cown.as_ref() };
+            let own = ptr::from_ref(request).cast_mut();
+            if cown.last.compare_exchange(own, ptr::null_mut(), Ordering::Release, Ordering::Relaxed).is_ok() {
+                continue;
+            }
+            // A successor swapped itself in but has not linked yet.
+            let mut backoff = Backoff::new();
+            loop {
+                next = request.next.load(Ordering::Acquire);
+                if !next.is_null() {
+                    break;
+                }
+                backoff.snooze();
+            }
+        }
+        // SAFETY: the successor cannot run, so cannot be freed, before we
+        // resolve it; the Acquire load above makes its fields visible.
+        let successor = unsafe { (*next).behavior };
+        batch = match batch {
+            Some((behavior, count)) if behavior == successor => Some((behavior, count + 1)),
+            Some((behavior, count)) => {
+                // SAFETY: we own `count` of its acquisitions.
+                unsafe { resolve(behavior, count) };
+                Some((successor, 1))
+            }
+            None => Some((successor, 1)),
+        };
+    }
+    if let Some((behavior, count)) = batch {
+        // SAFETY: we own `count` of its acquisitions.
+        unsafe { resolve(behavior, count) };
+    }
+    // SAFETY: released; nobody else refers to this behavior any more. The
+    // payload (which may own the cowns) drops only now.
+    unsafe {
+        let h = header.as_ref();
+        let vtable = h.vtable;
+        let layout = block_layout(vtable, h.n_slots);
+        let first = header.cast::<u8>().add(vtable.requests_offset).cast::<Request>();
+        ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first.as_ptr(), h.n_requests));
+        (vtable.drop_payload)(header);
+        alloc::dealloc(header.as_ptr().cast(), layout);
+    }
+}
+
+/// # Safety
+///
+/// `header` is a live `Block<P>` that holds all its cowns, owned by the
+/// caller; called at most once.
+unsafe fn run_payload<P: Payload>(header: NonNull<Header>) {
+    // SAFETY: the caller owns the block; only the payload is borrowed
+    // mutably (the header stays shared).
+    let payload = unsafe { &mut *(&raw mut (*header.cast::<Block<P>>().as_ptr()).payload) };
+    payload.run();
+}
+
+/// # Safety
+///
+/// `header` is a live `Block<P>` whose payload was not dropped yet.
+unsafe fn drop_payload<P: Payload>(header: NonNull<Header>) {
+    // SAFETY: the caller owns the block and drops the payload once.
+    unsafe { ManuallyDrop::drop(&mut *(&raw mut (*header.cast::<Block<P>>().as_ptr()).payload)) };
+}
+
+/// # Safety
+///
+/// `dispatcher` is the `&D` given to `schedule`, still alive.
+unsafe fn dispatch_to<D: Dispatch>(dispatcher: *const (), behavior: Ready) {
+    // SAFETY: the caller guarantees the erased pointer is a live `&D`.
+    unsafe { &*dispatcher.cast::<D>() }.dispatch(behavior);
+}
