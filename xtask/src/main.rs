@@ -1,2 +1,199 @@
-//! placeholder
-fn main() {}
+//! `cargo xtask`: the developer tasks of the boc workspace, one binary with
+//! subcommands and no dependencies (run `cargo xtask help`).
+//!
+//! Every command runs from the repository root, whatever the current directory.
+//! Arguments are parsed by hand: options of xtask come first, anything after `--`
+//! is passed on to the program a command runs.
+
+mod demo;
+mod loom;
+mod miri;
+mod process;
+mod python;
+mod suite;
+mod tidy;
+
+use std::env;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::process::Result;
+
+const USAGE: &str = "\
+cargo xtask: developer tasks of the boc workspace
+
+usage: cargo xtask <command> [options] [-- <args passed on>]
+
+commands:
+  demo [-- ARGS]                  the main job: cargo run --release --example demo
+                                  (crates/boc-py/examples/demo.py instead, once it exists)
+  test                            everything CI checks, in order, stopping at the first
+                                  failure: fmt, clippy, Rust tests (nextest + doc tests,
+                                  or cargo test), loom models (bound 2), tidy, Python tests
+  loom [--preemptions N] [-- ARGS]
+                                  the loom_* models of boc-core/boc-sched/boc-pin, built
+                                  with --cfg boc_loom in release (default bound 3); ARGS go
+                                  to the test harness
+  miri [--install] [-- ARGS]      boc-core tests under miri (nightly); --install adds the
+                                  component first; skipped when miri is missing
+  bench [-- ARGS]                 cargo bench --bench runtime (writes BENCHMARKS.md); ARGS
+                                  go to the benchmark
+  tidy                            house-style checks: //! module docs, atomics only in the
+                                  shims, one spelling, SAFETY comments on unsafe
+  ci                              what .ci/run runs after its setup (currently: test)
+  help                            this text
+";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Help,
+    Test,
+    Ci,
+    Tidy,
+    Demo { demo_args: Vec<String> },
+    Bench { bench_args: Vec<String> },
+    Loom { preemptions: u32, harness_args: Vec<String> },
+    Miri { install: bool, test_args: Vec<String> },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let outcome = parse(&args).and_then(run);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result {
+    let root = project_root();
+    env::set_current_dir(&root).map_err(|err| format!("cannot enter the repository root {}: {err}", root.display()))?;
+    match task {
+        Task::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Task::Test | Task::Ci => suite::run(&root).map_err(|err| format!("xtask test: {err}")),
+        Task::Tidy => tidy::run(&root),
+        Task::Demo { demo_args } => demo::run(&root, &demo_args),
+        Task::Bench { bench_args } => {
+            let mut cmd = process::Cmd::cargo().args(["bench", "--bench", "runtime"]);
+            if !bench_args.is_empty() {
+                cmd = cmd.arg("--").args(bench_args);
+            }
+            cmd.run()
+        }
+        Task::Loom { preemptions, harness_args } => loom::run(&root, preemptions, &harness_args),
+        Task::Miri { install, test_args } => miri::run(install, &test_args),
+    }
+}
+
+/// The workspace root: the parent of xtask's manifest dir. `cargo run` sets
+/// `CARGO_MANIFEST_DIR` at run time; the compile-time value covers a direct launch.
+pub(crate) fn project_root() -> PathBuf {
+    let manifest_dir =
+        env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+}
+
+/// Parses the arguments after `cargo xtask`.
+fn parse(args: &[String]) -> Result<Task> {
+    let Some((command, rest)) = args.split_first() else {
+        return Ok(Task::Help);
+    };
+    let (options, passed_on) = match rest.iter().position(|arg| arg == "--") {
+        Some(idx) => (&rest[..idx], rest[idx + 1..].to_vec()),
+        None => (rest, Vec::new()),
+    };
+    if options.iter().any(|arg| arg == "-h" || arg == "--help") {
+        return Ok(Task::Help);
+    }
+    let takes_passed_on = matches!(command.as_str(), "demo" | "bench" | "loom" | "miri");
+    if !passed_on.is_empty() && !takes_passed_on {
+        return Err(format!("`{command}` takes no arguments after `--`"));
+    }
+    let mut options = options.iter();
+    let task = match command.as_str() {
+        "help" | "-h" | "--help" => Task::Help,
+        "test" => Task::Test,
+        "ci" => Task::Ci,
+        "tidy" => Task::Tidy,
+        "demo" => Task::Demo { demo_args: passed_on },
+        "bench" => Task::Bench { bench_args: passed_on },
+        "loom" => {
+            let mut preemptions = loom::DEFAULT_PREEMPTIONS;
+            while let Some(option) = options.next() {
+                let value = match option.strip_prefix("--preemptions") {
+                    Some("") => options.next().map(String::as_str),
+                    Some(inline) if inline.starts_with('=') => inline.strip_prefix('='),
+                    _ => return Err(unexpected(command, option)),
+                };
+                preemptions = value
+                    .and_then(|value| value.parse().ok())
+                    .ok_or("`--preemptions` takes a whole number, e.g. `--preemptions 2`")?;
+            }
+            Task::Loom { preemptions, harness_args: passed_on }
+        }
+        "miri" => {
+            let mut install = false;
+            for option in options.by_ref() {
+                match option.as_str() {
+                    "--install" => install = true,
+                    _ => return Err(unexpected(command, option)),
+                }
+            }
+            Task::Miri { install, test_args: passed_on }
+        }
+        _ => {
+            return Err(format!("unknown command `{command}`; run `cargo xtask help`"));
+        }
+    };
+    match options.next() {
+        Some(option) => Err(unexpected(command, option)),
+        None => Ok(task),
+    }
+}
+
+fn unexpected(command: &str, option: &str) -> String {
+    format!("unexpected argument `{option}` for `{command}`; run `cargo xtask help`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(line: &str) -> Result<Task> {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        parse(&args)
+    }
+
+    #[test]
+    fn commands_and_options() {
+        assert_eq!(parse_line(""), Ok(Task::Help));
+        assert_eq!(parse_line("test"), Ok(Task::Test));
+        assert_eq!(parse_line("ci --help"), Ok(Task::Help));
+        assert_eq!(parse_line("loom"), Ok(Task::Loom { preemptions: loom::DEFAULT_PREEMPTIONS, harness_args: vec![] }));
+        assert_eq!(
+            parse_line("loom --preemptions 2 -- queue --nocapture"),
+            Ok(Task::Loom { preemptions: 2, harness_args: vec!["queue".into(), "--nocapture".into()] })
+        );
+        assert_eq!(parse_line("loom --preemptions=4"), Ok(Task::Loom { preemptions: 4, harness_args: vec![] }));
+        assert_eq!(parse_line("miri --install"), Ok(Task::Miri { install: true, test_args: vec![] }));
+        assert_eq!(parse_line("bench -- --quick"), Ok(Task::Bench { bench_args: vec!["--quick".into()] }));
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        assert!(parse_line("tset").is_err());
+        assert!(parse_line("test --fast").is_err());
+        assert!(parse_line("test -- x").is_err());
+        assert!(parse_line("loom --preemptions").is_err());
+        assert!(parse_line("loom --preemptions two").is_err());
+        assert!(parse_line("loom --preemption 2").is_err());
+        assert!(parse_line("bench --quick").is_err());
+    }
+}
