@@ -1,1 +1,42 @@
-//! placeholder
+//! boc: behavior-oriented concurrency.
+//!
+//! Shared state lives in [`Cown`]s (concurrently-owned values). Work is a
+//! *behavior*: a closure plus the set of cowns it needs, scheduled with
+//! [`Handle::when`]. A behavior runs once it holds every cown of its set,
+//! exclusively; behaviors that share a cown run in the order they were
+//! scheduled; there are no locks in user code and no deadlocks.
+//!
+//! ```
+//! use boc::{Cown, Runtime};
+//! # fn main() -> Result<(), boc::Error> {
+//! let rt = Runtime::builder().workers(2).build()?;
+//! let accounts: Vec<_> = (0..10).map(|_| Cown::new(100_i64)).collect();
+//! for i in 0..1000 {
+//!     let (from, to) = (&accounts[i % 10], &accounts[(i * 7 + 1) % 10]);
+//!     if from != to {
+//!         rt.when((from, to), |(from, to)| {
+//!             *from -= 1;
+//!             *to += 1;
+//!         });
+//!     }
+//! }
+//! let total = rt.when(&accounts, |slots| slots.iter().sum::<i64>());
+//! rt.quiesce()?;
+//! assert_eq!(total.take()?, 1000);
+//! # Ok(()) }
+//! ```
+//!
+//! The crate is a thin facade: the protocol is in `boc-core`, the worker
+//! pool in `boc-sched`.
+
+mod cown;
+mod error;
+mod pending;
+mod runtime;
+pub mod set;
+
+pub use cown::Cown;
+pub use error::Error;
+pub use pending::Pending;
+pub use runtime::{Builder, Handle, Runtime};
+pub use set::{CownSet, Slots};

@@ -474,7 +474,7 @@ unsafe fn release_and_free(header: NonNull<Header>) {
 unsafe fn run_payload<P: Payload>(header: NonNull<Header>) {
     // SAFETY: the caller owns the block; only the payload is borrowed
     // mutably (the header stays shared).
-    let payload = unsafe { &mut *(&raw mut (*header.cast::<Block<P>>().as_ptr()).payload) };
+    let payload = unsafe { &mut (*header.cast::<Block<P>>().as_ptr()).payload };
     payload.run();
 }
 
@@ -483,7 +483,7 @@ unsafe fn run_payload<P: Payload>(header: NonNull<Header>) {
 /// `header` is a live `Block<P>` whose payload was not dropped yet.
 unsafe fn drop_payload<P: Payload>(header: NonNull<Header>) {
     // SAFETY: the caller owns the block and drops the payload once.
-    unsafe { ManuallyDrop::drop(&mut *(&raw mut (*header.cast::<Block<P>>().as_ptr()).payload)) };
+    unsafe { ManuallyDrop::drop(&mut (*header.cast::<Block<P>>().as_ptr()).payload) };
 }
 
 /// # Safety

@@ -1,0 +1,126 @@
+//! `Cown<T>`: a concurrently-owned value, reachable only from behaviors.
+
+use boc_core::CownHeader;
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+
+pub(crate) struct CownInner<T> {
+    header: CownHeader,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached by a behavior that holds the cown, and
+// the protocol makes holders exclusive and orders them by happens-before; so
+// sharing the handle across threads only ever moves `T` between threads
+// (hence `T: Send`), never shares it.
+unsafe impl<T: Send> Sync for CownInner<T> {}
+
+/// A concurrently-owned value: a piece of shared state that behaviors
+/// scheduled with [`Handle::when`](crate::Handle::when) access one at a
+/// time, in the order they were scheduled.
+///
+/// A `Cown` is a cheap handle (an `Arc`): clone it to name the same cown
+/// from several places. Its value is reachable only from the body of a
+/// behavior whose request set holds it, or after every other handle is gone
+/// through [`try_into_inner`](Self::try_into_inner).
+///
+/// Cowns are ordered (by creation), compared and hashed by identity.
+///
+/// ```
+/// # fn main() -> Result<(), boc::Error> {
+/// let rt = boc::Runtime::builder().workers(2).build()?;
+/// let counter = boc::Cown::new(0_u32);
+/// for _ in 0..100 {
+///     rt.when(&counter, |n| *n += 1);
+/// }
+/// rt.quiesce()?;
+/// assert_eq!(counter.try_into_inner().ok(), Some(100));
+/// # Ok(()) }
+/// ```
+pub struct Cown<T> {
+    inner: Arc<CownInner<T>>,
+}
+
+impl<T: Send + 'static> Cown<T> {
+    /// Creates a cown holding `value`.
+    pub fn new(value: T) -> Self {
+        Self { inner: Arc::new(CownInner { header: CownHeader::new(), value: UnsafeCell::new(value) }) }
+    }
+
+    /// Returns the value if this is the last handle to the cown (no other
+    /// clone and no scheduled behavior still holds it), or the handle back.
+    ///
+    /// # Errors
+    ///
+    /// The handle itself, when other handles or pending behaviors exist.
+    pub fn try_into_inner(self) -> Result<T, Self> {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => Ok(inner.value.into_inner()),
+            Err(inner) => Err(Self { inner }),
+        }
+    }
+}
+
+impl<T> Cown<T> {
+    pub(crate) fn header(&self) -> &CownHeader {
+        &self.inner.header
+    }
+
+    /// A pointer to the value.
+    ///
+    /// Dereferencing it is sound only inside a behavior that holds this
+    /// cown (the protocol's exclusion), and only for the body's duration.
+    pub(crate) fn value_ptr(&self) -> *mut T {
+        self.inner.value.get()
+    }
+
+    /// The cown's place in the global acquisition order (its creation
+    /// order). Unique among live cowns.
+    pub fn key(&self) -> u64 {
+        self.inner.header.key()
+    }
+
+    /// True when no behavior holds or waits for the cown. A snapshot: other
+    /// threads may schedule on it the moment after.
+    pub fn is_idle(&self) -> bool {
+        self.inner.header.is_idle()
+    }
+}
+
+impl<T> Clone for Cown<T> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<T> std::fmt::Debug for Cown<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cown").field("key", &self.key()).field("idle", &self.is_idle()).finish_non_exhaustive()
+    }
+}
+
+impl<T> PartialEq for Cown<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<T> Eq for Cown<T> {}
+
+impl<T> PartialOrd for Cown<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Cown<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<T> std::hash::Hash for Cown<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}

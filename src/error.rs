@@ -1,0 +1,39 @@
+//! The facade's error type.
+
+/// Everything that can go wrong when using the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The worker threads could not be started.
+    #[error("cannot start the worker pool: {0}")]
+    Pool(#[from] boc_sched::Error),
+    /// The builder was asked for something it cannot build.
+    #[error("invalid runtime configuration: {0}")]
+    Config(&'static str),
+    /// The runtime was dropped; its handles can no longer schedule.
+    #[error("the runtime has shut down; no behavior can be scheduled on it")]
+    ShutDown,
+    /// A tuple request set named one cown twice, which would give the body
+    /// two `&mut` to one value. Slices and `Vec`s of cowns allow duplicates.
+    #[error("cown {key} appears more than once in a tuple request set; use a slice request set to name a cown twice")]
+    DuplicateCown {
+        /// The key of the duplicated cown.
+        key: u64,
+    },
+    /// The behavior has not finished yet.
+    #[error("the behavior has not finished yet")]
+    NotFinished,
+    /// The result was taken before.
+    #[error("the result of this behavior was already taken")]
+    AlreadyTaken,
+    /// The body panicked; the message is the panic's, when it was a string.
+    #[error("the behavior panicked: {0}")]
+    Panicked(String),
+    /// Waiting from a thread that the wait itself would need (a worker of
+    /// this runtime, inside a behavior) could never finish.
+    #[error("cannot wait for quiescence from inside a behavior of the same runtime")]
+    WaitInsideBehavior,
+    /// A timed wait ran out.
+    #[error("timed out after {0:?} with {1} behaviors still in flight")]
+    Timeout(std::time::Duration, usize),
+}
