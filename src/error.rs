@@ -23,6 +23,10 @@ pub enum Error {
     /// The behavior has not finished yet.
     #[error("the behavior has not finished yet")]
     NotFinished,
+    /// The behavior was dropped without running (its runtime shut down
+    /// before the behavior could get its cowns).
+    #[error("the behavior was dropped without running")]
+    NotRun,
     /// The result was taken before.
     #[error("the result of this behavior was already taken")]
     AlreadyTaken,

@@ -1,37 +1,24 @@
 //! The result handle of a behavior.
 
 use crate::Error;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use boc_core::Watch;
+use std::marker::PhantomData;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// What a finished behavior left: its return value or its panic message.
 pub(crate) type Outcome<R> = Result<R, String>;
 
-enum State<R> {
-    Waiting,
+/// Where a behavior leaves its outcome: inside its own payload, so a
+/// behavior and its result are one allocation.
+pub(crate) enum Outcomes<R> {
+    /// The body has not run (yet, or ever, if the behavior was dropped).
+    NotRun,
     Done(Outcome<R>),
     Taken,
 }
 
-/// The slot a behavior writes its outcome into; shared with its [`Pending`].
-pub(crate) struct Slot<R> {
-    state: Mutex<State<R>>,
-}
-
-impl<R> Slot<R> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State::Waiting) })
-    }
-
-    pub(crate) fn set(&self, outcome: Outcome<R>) {
-        *self.lock() = State::Done(outcome);
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<R>> {
-        // The critical sections are single moves: a panic cannot leave the
-        // state half-written, so a poisoned lock is still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+/// Finds the outcome slot in a done behavior's payload.
+pub(crate) type Locate<R> = unsafe fn(&Watch) -> Option<&Mutex<Outcomes<R>>>;
 
 /// The result of a scheduled behavior, readable once it has run (for
 /// example after [`Handle::quiesce`](crate::Handle::quiesce)).
@@ -49,22 +36,37 @@ impl<R> Slot<R> {
 /// # Ok(()) }
 /// ```
 pub struct Pending<R> {
-    slot: Arc<Slot<R>>,
+    watch: Watch,
+    locate: Locate<R>,
+    /// `Send` and `Sync` exactly when `R: Send`, like the `Mutex` it reads.
+    _outcome: PhantomData<Mutex<R>>,
 }
 
 impl<R> Pending<R> {
-    pub(crate) fn new(slot: Arc<Slot<R>>) -> Self {
-        Self { slot }
+    /// # Safety
+    ///
+    /// `locate` must be sound for the payload type `watch` was scheduled
+    /// with, and only read the outcome slot (which is `Sync` for `R: Send`).
+    pub(crate) unsafe fn new(watch: Watch, locate: Locate<R>) -> Self {
+        Self { watch, locate, _outcome: PhantomData }
     }
 
-    /// True once the behavior has run (or panicked).
+    fn outcomes(&self) -> Option<MutexGuard<'_, Outcomes<R>>> {
+        // SAFETY: `new`'s contract.
+        let slot = unsafe { (self.locate)(&self.watch) }?;
+        // The critical sections are single moves: a panic cannot leave the
+        // state half-written, so a poisoned lock is still consistent.
+        Some(slot.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// True once the behavior has run (or panicked) and released its cowns.
     pub fn is_finished(&self) -> bool {
-        !matches!(*self.slot.lock(), State::Waiting)
+        self.watch.is_done()
     }
 
-    /// True if the behavior's body panicked (and the panic was not taken).
+    /// True if the behavior's body panicked (and the result was not taken).
     pub fn is_panicked(&self) -> bool {
-        matches!(*self.slot.lock(), State::Done(Err(_)))
+        self.outcomes().is_some_and(|outcomes| matches!(*outcomes, Outcomes::Done(Err(_))))
     }
 
     /// Takes the behavior's return value.
@@ -72,15 +74,16 @@ impl<R> Pending<R> {
     /// # Errors
     ///
     /// [`Error::NotFinished`] if it has not run yet, [`Error::Panicked`] if
-    /// its body panicked, [`Error::AlreadyTaken`] on a second call.
+    /// its body panicked, [`Error::AlreadyTaken`] on a second call,
+    /// [`Error::NotRun`] if it was dropped without running.
     pub fn take(&self) -> Result<R, Error> {
-        let mut state = self.slot.lock();
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Done(outcome) => outcome.map_err(Error::Panicked),
-            State::Taken => Err(Error::AlreadyTaken),
-            State::Waiting => {
-                *state = State::Waiting;
-                Err(Error::NotFinished)
+        let Some(mut outcomes) = self.outcomes() else { return Err(Error::NotFinished) };
+        match std::mem::replace(&mut *outcomes, Outcomes::Taken) {
+            Outcomes::Done(outcome) => outcome.map_err(Error::Panicked),
+            Outcomes::Taken => Err(Error::AlreadyTaken),
+            Outcomes::NotRun => {
+                *outcomes = Outcomes::NotRun;
+                Err(Error::NotRun)
             }
         }
     }

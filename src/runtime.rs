@@ -2,12 +2,12 @@
 //! (boc-core) and the worker pool (boc-sched).
 
 use crate::Error;
-use crate::pending::{Outcome, Pending, Slot};
+use crate::pending::{Outcome, Outcomes, Pending};
 use crate::set::{Acquired, CownSet};
-use boc_core::{Dispatch, Payload, Ready};
+use boc_core::{Dispatch, Payload, Ready, Watch};
 use boc_sched::{Pool, Runner, Terminator};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Runs ready behaviors on the pool's workers and counts them out.
@@ -44,11 +44,12 @@ impl Dispatch for Shared {
 
 /// What a behavior scheduled by the facade carries.
 struct Body<O, F, R> {
-    /// Keeps the cowns alive until the behavior is released (the payload
-    /// drops after the release): this is how `schedule`'s contract is met.
-    cowns: O,
+    /// Keeps the cowns alive until the behavior is released, then dropped
+    /// in `released`: this is how `schedule`'s contract is met.
+    cowns: Option<O>,
     body: Option<F>,
-    slot: Arc<Slot<R>>,
+    /// Read by the behavior's `Pending` once it is done.
+    outcome: Mutex<Outcomes<R>>,
 }
 
 impl<O, F, R> Payload for Body<O, F, R>
@@ -58,13 +59,33 @@ where
     R: Send + 'static,
 {
     fn run(&mut self) {
-        let Some(body) = self.body.take() else { return };
+        let (Some(body), Some(cowns)) = (self.body.take(), self.cowns.as_mut()) else { return };
         // SAFETY: `Payload::run` is called only while the behavior holds
         // every cown of its set, and the references do not outlive the call.
-        let refs = unsafe { self.cowns.refs() };
+        let refs = unsafe { cowns.refs() };
         let outcome: Outcome<R> = catch_unwind(AssertUnwindSafe(move || body(refs))).map_err(panic_message);
-        self.slot.set(outcome);
+        *self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner) = Outcomes::Done(outcome);
     }
+
+    fn released(&mut self) {
+        self.cowns = None;
+    }
+}
+
+/// Finds the outcome in a done `Body<O, F, R>`.
+///
+/// # Safety
+///
+/// `watch` belongs to a behavior scheduled with a `Body<O, F, R>` payload.
+unsafe fn locate_outcome<O, F, R>(watch: &Watch) -> Option<&Mutex<Outcomes<R>>>
+where
+    O: Acquired,
+    F: for<'a> FnOnce(O::Refs<'a>) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    // SAFETY: the caller vouches for the payload type; only the outcome
+    // (a `Mutex`, `Sync` for `R: Send`) is reached through the shared ref.
+    unsafe { watch.payload::<Body<O, F, R>>() }.map(|body| &body.outcome)
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -264,18 +285,19 @@ impl Handle {
         if !shared.exec.terminator.try_increment() {
             return Err(Error::ShutDown);
         }
-        let slot = Slot::new();
-        let payload = Body { cowns: cowns.to_owned(), body: Some(body), slot: Arc::clone(&slot) };
-        // SAFETY: the payload owns a handle to every cown, so they outlive
-        // the behavior; `shared` outlives every behavior in flight because
-        // the runtime's drop waits for the terminator (or leaks `shared`).
-        unsafe {
+        let payload = Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun) };
+        // SAFETY: the payload owns a handle to every cown until it is
+        // released, so they outlive the behavior; `shared` outlives every
+        // behavior in flight because the runtime's drop waits for the
+        // terminator (or leaks `shared`).
+        let watch = unsafe {
             match cowns.single() {
-                Some(header) => boc_core::schedule_one(header, payload, 0, shared),
-                None => boc_core::schedule(cowns.headers(), payload, 0, shared),
+                Some(header) => boc_core::schedule_one_watched(header, payload, 0, shared),
+                None => boc_core::schedule_watched(cowns.headers(), payload, 0, shared),
             }
-        }
-        Ok(Pending::new(slot))
+        };
+        // SAFETY: `locate_outcome` is instantiated with the payload's type.
+        Ok(unsafe { Pending::new(watch, locate_outcome::<C::Owned, F, R>) })
     }
 
     /// Waits until every behavior scheduled so far (and every behavior they

@@ -23,6 +23,12 @@ pub trait Payload: Send + 'static {
     /// behavior holds every cown of its request set exclusively. A panic
     /// unwinds through [`Ready::run`]; the cowns are still released.
     fn run(&mut self);
+
+    /// Called once the behavior has released its cowns (whether or not it
+    /// ran), before its [`Watch`] (if any) sees it done. A payload that owns
+    /// its cowns can drop them here, so a long-lived `Watch` does not keep
+    /// them alive. Default: nothing.
+    fn released(&mut self) {}
 }
 
 /// Where a behavior goes once it holds all its cowns: a worker queue, a
@@ -44,6 +50,7 @@ struct VTable {
     /// Offset of the first request from the start of the block.
     requests_offset: usize,
     run: unsafe fn(NonNull<Header>),
+    released: unsafe fn(NonNull<Header>),
     drop_payload: unsafe fn(NonNull<Header>),
     dispatch: unsafe fn(*const (), Ready),
 }
@@ -55,6 +62,7 @@ impl<P: Payload, D: Dispatch> VTableFor<P, D> {
         block: Layout::new::<Block<P>>(),
         requests_offset: requests_offset::<P>(),
         run: run_payload::<P>,
+        released: released_payload::<P>,
         drop_payload: drop_payload::<P>,
         dispatch: dispatch_to::<D>,
     };
@@ -83,7 +91,27 @@ pub(crate) struct Header {
     n_slots: usize,
     /// Caller-defined, immutable; see [`Ready::flags`].
     flags: u32,
+    /// Whether a [`Watch`] was created; immutable. Unwatched behaviors never
+    /// touch `completion`.
+    watched: bool,
+    /// [`DONE`] and [`WATCHER`] bits of a watched behavior: whoever clears
+    /// the other's bit last frees the allocation.
+    ///
+    /// Initialised to `WATCHER` before publication. Set `DONE` (`fetch_or`)
+    /// by the releasing thread after the release and `Payload::released`;
+    /// cleared `WATCHER` (`fetch_and`) by the watch's drop. Both AcqRel: the
+    /// release half publishes the completer's payload writes (the result)
+    /// and the watcher's last reads; the acquire half lets whichever side
+    /// frees see the other's. [`Watch::is_done`] loads Acquire, pairing with
+    /// the completer's release.
+    completion: AtomicUsize,
 }
+
+/// The behavior has been released; its payload will not be touched by the
+/// protocol again.
+const DONE: usize = 1;
+/// A [`Watch`] still refers to the behavior.
+const WATCHER: usize = 2;
 
 #[repr(C)]
 struct Block<P> {
@@ -207,6 +235,108 @@ where
     I: IntoIterator<Item = &'c CownHeader>,
     I::IntoIter: ExactSizeIterator,
 {
+    // SAFETY: the caller upholds `schedule`'s contract.
+    unsafe { schedule_many(cowns, payload, flags, dispatcher, false) };
+}
+
+/// [`schedule`], also returning a [`Watch`] through which the payload can be
+/// read after the behavior has run.
+///
+/// # Safety
+///
+/// As for [`schedule`].
+pub unsafe fn schedule_watched<'c, P, D, I>(cowns: I, payload: P, flags: u32, dispatcher: &D) -> Watch
+where
+    P: Payload,
+    D: Dispatch,
+    I: IntoIterator<Item = &'c CownHeader>,
+    I::IntoIter: ExactSizeIterator,
+{
+    // SAFETY: the caller upholds `schedule`'s contract.
+    unsafe { schedule_many(cowns, payload, flags, dispatcher, true) }.expect("a watched schedule returns a watch")
+}
+
+/// [`schedule`] for a request set of exactly one cown: no sort, no loop.
+///
+/// # Safety
+///
+/// As for [`schedule`].
+pub unsafe fn schedule_one<P, D>(cown: &CownHeader, payload: P, flags: u32, dispatcher: &D)
+where
+    P: Payload,
+    D: Dispatch,
+{
+    // SAFETY: the caller upholds `schedule`'s contract.
+    unsafe { schedule_single(cown, payload, flags, dispatcher, false) };
+}
+
+/// [`schedule_one`] returning a [`Watch`], as [`schedule_watched`].
+///
+/// # Safety
+///
+/// As for [`schedule`].
+pub unsafe fn schedule_one_watched<P, D>(cown: &CownHeader, payload: P, flags: u32, dispatcher: &D) -> Watch
+where
+    P: Payload,
+    D: Dispatch,
+{
+    // SAFETY: the caller upholds `schedule`'s contract.
+    unsafe { schedule_single(cown, payload, flags, dispatcher, true) }.expect("a watched schedule returns a watch")
+}
+
+/// Writes the block (header and payload) of a behavior whose requests are
+/// already in place, creates its watch if asked, and runs two-phase locking.
+///
+/// # Safety
+///
+/// `header` was returned by `allocate(vtable_of::<P, D>, n_slots)` and its
+/// first `n_requests` request slots are initialised; `schedule`'s contract.
+#[inline]
+unsafe fn publish<P: Payload, D: Dispatch>(
+    header: NonNull<Header>,
+    payload: P,
+    flags: u32,
+    dispatcher: &D,
+    n_requests: usize,
+    n_slots: usize,
+    watched: bool,
+) -> Option<Watch> {
+    // SAFETY: the block is allocated and uninitialised; the requests only
+    // hold its address.
+    unsafe {
+        header.cast::<Block<P>>().write(Block {
+            header: Header {
+                pending: AtomicUsize::new(n_requests + 1),
+                vtable: &VTableFor::<P, D>::VTABLE,
+                dispatcher: ptr::from_ref(dispatcher).cast(),
+                n_requests,
+                n_slots,
+                flags,
+                watched,
+                completion: AtomicUsize::new(if watched { WATCHER } else { 0 }),
+            },
+            payload: ManuallyDrop::new(payload),
+        });
+    }
+    // Created before the behavior can run: the WATCHER bit keeps the block
+    // alive until the watch is dropped.
+    let watch = watched.then_some(Watch { header });
+    // SAFETY: the behavior is fully initialised and unpublished; the caller
+    // keeps the cowns and the dispatcher alive.
+    unsafe { acquire(header) };
+    watch
+}
+
+/// # Safety
+///
+/// As for [`schedule`].
+unsafe fn schedule_many<'c, P, D, I>(cowns: I, payload: P, flags: u32, dispatcher: &D, watched: bool) -> Option<Watch>
+where
+    P: Payload,
+    D: Dispatch,
+    I: IntoIterator<Item = &'c CownHeader>,
+    I::IntoIter: ExactSizeIterator,
+{
     let cowns = cowns.into_iter();
     let n_slots = cowns.len();
     let vtable = &VTableFor::<P, D>::VTABLE;
@@ -222,55 +352,33 @@ where
     // SAFETY: the first `n_written` slots were initialised just above and
     // nothing else can see them yet.
     let n_requests = unsafe { sort_and_dedup(requests, n_written) };
-    // SAFETY: the block is allocated and uninitialised; the requests only
-    // hold its address.
-    unsafe {
-        header.cast::<Block<P>>().write(Block {
-            header: Header {
-                pending: AtomicUsize::new(n_requests + 1),
-                vtable,
-                dispatcher: ptr::from_ref(dispatcher).cast(),
-                n_requests,
-                n_slots,
-                flags,
-            },
-            payload: ManuallyDrop::new(payload),
-        });
-    }
-    // SAFETY: the behavior is fully initialised and unpublished; the caller
-    // keeps the cowns and the dispatcher alive.
-    unsafe { acquire(header) };
+    // SAFETY: allocated for `P, D` with `n_requests` requests in place.
+    unsafe { publish(header, payload, flags, dispatcher, n_requests, n_slots, watched) }
 }
 
-/// [`schedule`] for a request set of exactly one cown: no sort, no loop.
-///
 /// # Safety
 ///
 /// As for [`schedule`].
-pub unsafe fn schedule_one<P, D>(cown: &CownHeader, payload: P, flags: u32, dispatcher: &D)
+#[inline]
+unsafe fn schedule_single<P, D>(
+    cown: &CownHeader,
+    payload: P,
+    flags: u32,
+    dispatcher: &D,
+    watched: bool,
+) -> Option<Watch>
 where
     P: Payload,
     D: Dispatch,
 {
     let vtable = &VTableFor::<P, D>::VTABLE;
     let header = allocate(vtable, 1);
-    // SAFETY: as in `schedule`: room for one request, then the block, all
-    // uninitialised and unpublished.
+    // SAFETY: room for one request at this offset, uninitialised and
+    // unpublished; then the block is written around it.
     unsafe {
         let request = header.cast::<u8>().add(vtable.requests_offset).cast::<Request>();
         request.write(Request::new(cown, header));
-        header.cast::<Block<P>>().write(Block {
-            header: Header {
-                pending: AtomicUsize::new(2),
-                vtable,
-                dispatcher: ptr::from_ref(dispatcher).cast(),
-                n_requests: 1,
-                n_slots: 1,
-                flags,
-            },
-            payload: ManuallyDrop::new(payload),
-        });
-        acquire(header);
+        publish(header, payload, flags, dispatcher, 1, 1, watched)
     }
 }
 
@@ -454,16 +562,92 @@ unsafe fn release_and_free(header: NonNull<Header>) {
         // SAFETY: we own `count` of its acquisitions.
         unsafe { resolve(behavior, count) };
     }
-    // SAFETY: released; nobody else refers to this behavior any more. The
-    // payload (which may own the cowns) drops only now.
+    // SAFETY: released: the protocol no longer refers to this behavior, and
+    // the caller still owns it. The payload (which may own the cowns) hears
+    // of it only now; then a watch, if any, may see it done.
     unsafe {
         let h = header.as_ref();
-        let vtable = h.vtable;
-        let layout = block_layout(vtable, h.n_slots);
-        let first = header.cast::<u8>().add(vtable.requests_offset).cast::<Request>();
+        let first = header.cast::<u8>().add(h.vtable.requests_offset).cast::<Request>();
         ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first.as_ptr(), h.n_requests));
+        (h.vtable.released)(header);
+        if !h.watched || h.completion.fetch_or(DONE, Ordering::AcqRel) & WATCHER == 0 {
+            free(header);
+        }
+    }
+}
+
+/// Drops the payload and frees the allocation.
+///
+/// # Safety
+///
+/// `header` is a released behavior that nobody else refers to; its
+/// requests were dropped.
+unsafe fn free(header: NonNull<Header>) {
+    // SAFETY: the caller guarantees exclusive ownership of a released block.
+    unsafe {
+        let vtable = header.as_ref().vtable;
+        let layout = block_layout(vtable, header.as_ref().n_slots);
         (vtable.drop_payload)(header);
         alloc::dealloc(header.as_ptr().cast(), layout);
+    }
+}
+
+/// A second owner of a behavior's allocation, returned by the `*_watched`
+/// schedules: once the behavior has run and released its cowns, the payload
+/// can be read through the watch (this is how a runtime hands a behavior's
+/// result back without a second allocation). The allocation is freed when
+/// both the behavior is done and the watch is dropped.
+pub struct Watch {
+    header: NonNull<Header>,
+}
+
+// SAFETY: the watch only reads `completion` (atomic) until the behavior is
+// done, and then hands out `&P` through an unsafe method whose caller
+// vouches for the payload type and for sharing it.
+unsafe impl Send for Watch {}
+// SAFETY: as for `Send`; every method takes `&self` and is read-only.
+unsafe impl Sync for Watch {}
+
+impl Watch {
+    /// True once the behavior has released its cowns (it ran, or was dropped
+    /// without running) and [`Payload::released`] returned.
+    pub fn is_done(&self) -> bool {
+        // SAFETY: the WATCHER bit keeps the header alive.
+        unsafe { self.header.as_ref() }.completion.load(Ordering::Acquire) & DONE != 0
+    }
+
+    /// The payload, once the behavior is done.
+    ///
+    /// # Safety
+    ///
+    /// `P` is the payload type the behavior was scheduled with, and sharing
+    /// `&P` with every thread that can reach this watch is sound for the
+    /// parts of `P` the caller touches.
+    pub unsafe fn payload<P: Payload>(&self) -> Option<&P> {
+        if !self.is_done() {
+            return None;
+        }
+        // SAFETY: done (Acquire above): the protocol and the runner are
+        // finished with the payload, whose writes are visible; the caller
+        // vouches for the type.
+        Some(unsafe { &(*self.header.cast::<Block<P>>().as_ptr()).payload })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: the WATCHER bit keeps the header alive until this RMW.
+        let previous = unsafe { self.header.as_ref() }.completion.fetch_and(!WATCHER, Ordering::AcqRel);
+        if previous & DONE != 0 {
+            // SAFETY: done, and the watch was the last owner.
+            unsafe { free(self.header) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("done", &self.is_done()).finish()
     }
 }
 
@@ -476,6 +660,14 @@ unsafe fn run_payload<P: Payload>(header: NonNull<Header>) {
     // mutably (the header stays shared).
     let payload = unsafe { &mut (*header.cast::<Block<P>>().as_ptr()).payload };
     payload.run();
+}
+
+/// # Safety
+///
+/// `header` is a live, released `Block<P>` owned by the caller.
+unsafe fn released_payload<P: Payload>(header: NonNull<Header>) {
+    // SAFETY: the caller owns the block; only the payload is borrowed.
+    unsafe { (*header.cast::<Block<P>>().as_ptr()).payload.released() };
 }
 
 /// # Safety

@@ -46,5 +46,5 @@ mod loom_tests;
 #[cfg(test)]
 mod tests;
 
-pub use behavior::{Dispatch, Payload, Ready, schedule, schedule_one};
+pub use behavior::{Dispatch, Payload, Ready, Watch, schedule, schedule_one, schedule_one_watched, schedule_watched};
 pub use cown::CownHeader;

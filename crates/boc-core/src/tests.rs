@@ -305,3 +305,96 @@ fn threads_transferring_conserve_the_total() {
     let total: u64 = shared.values.iter().map(|v| unsafe { *v.get() }).sum();
     assert_eq!(total, 300);
 }
+
+/// Leaves what its run saw in a field a watch can read.
+struct Answer {
+    value: Option<u32>,
+    released: bool,
+    drops: Arc<Mutex<u32>>,
+}
+
+impl Payload for Answer {
+    fn run(&mut self) {
+        self.value = Some(42);
+    }
+    fn released(&mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        *self.drops.lock().unwrap() += 1;
+    }
+}
+
+fn answer(drops: &Arc<Mutex<u32>>) -> Answer {
+    Answer { value: None, released: false, drops: Arc::clone(drops) }
+}
+
+#[test]
+fn watch_sees_the_payload_after_the_run_and_frees_last() {
+    let (cown, queue) = (CownHeader::new(), Queue::default());
+    let drops = Arc::new(Mutex::new(0));
+    // SAFETY: cown and queue outlive the behavior.
+    let watch = unsafe { crate::schedule_one_watched(&cown, answer(&drops), 0, &queue) };
+    assert!(!watch.is_done());
+    // SAFETY: `Answer` is the scheduled payload type.
+    assert!(unsafe { watch.payload::<Answer>() }.is_none());
+    queue.pop().unwrap().run();
+    assert!(watch.is_done());
+    // SAFETY: as above.
+    let payload = unsafe { watch.payload::<Answer>() }.unwrap();
+    assert_eq!(payload.value, Some(42));
+    assert!(payload.released);
+    assert_eq!(*drops.lock().unwrap(), 0, "the watch keeps the payload");
+    drop(watch);
+    assert_eq!(*drops.lock().unwrap(), 1);
+}
+
+#[test]
+fn watch_dropped_first_lets_the_behavior_free() {
+    let (a, b, queue) = (CownHeader::new(), CownHeader::new(), Queue::default());
+    let drops = Arc::new(Mutex::new(0));
+    // SAFETY: cowns and queue outlive the behavior.
+    let watch = unsafe { crate::schedule_watched([&b, &a], answer(&drops), 0, &queue) };
+    drop(watch);
+    queue.pop().unwrap().run();
+    assert_eq!(*drops.lock().unwrap(), 1);
+    assert!(a.is_idle() && b.is_idle());
+}
+
+#[test]
+fn watch_of_a_behavior_dropped_unrun_is_done_without_a_value() {
+    let (cown, queue) = (CownHeader::new(), Queue::default());
+    let drops = Arc::new(Mutex::new(0));
+    // SAFETY: cown and queue outlive the behavior.
+    let watch = unsafe { crate::schedule_one_watched(&cown, answer(&drops), 0, &queue) };
+    drop(queue.pop().unwrap());
+    assert!(watch.is_done());
+    // SAFETY: `Answer` is the scheduled payload type.
+    let payload = unsafe { watch.payload::<Answer>() }.unwrap();
+    assert_eq!(payload.value, None);
+    assert!(payload.released);
+    drop(watch);
+    assert_eq!(*drops.lock().unwrap(), 1);
+}
+
+#[test]
+fn watch_and_run_race_from_two_threads() {
+    let n = if cfg!(miri) { 10 } else { 1_000 };
+    let drops = Arc::new(Mutex::new(0));
+    let cown = Arc::new(CownHeader::new());
+    let queue = Arc::new(Queue::default());
+    for _ in 0..n {
+        // SAFETY: the Arcs keep cown and queue alive past the run below.
+        let watch = unsafe { crate::schedule_one_watched(&cown, answer(&drops), 0, &*queue) };
+        let runner = {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || queue.pop().unwrap().run())
+        };
+        drop(watch);
+        runner.join().unwrap();
+    }
+    assert_eq!(*drops.lock().unwrap(), n);
+}
