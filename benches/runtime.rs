@@ -110,6 +110,22 @@ fn closures_pool(pool: &Baseline, n: usize) -> Duration {
     start.elapsed()
 }
 
+/// The baseline again, but each closure is as large as a behavior's block
+/// (it captures 128 bytes), so its box is one allocation by the scheduling
+/// thread freed by a worker, as a behavior's is: separates the allocator's
+/// share from the protocol's.
+fn allocating_closures_pool(pool: &Baseline, n: usize) -> Duration {
+    let start = Instant::now();
+    for idx in 0..n {
+        let block = [idx as u64; 16];
+        pool.spawn(move || {
+            std::hint::black_box(&block);
+        });
+    }
+    pool.wait();
+    start.elapsed()
+}
+
 fn chain_boc(rt: &Runtime, n: usize) -> Duration {
     let cown = Cown::new(0_u64);
     let start = Instant::now();
@@ -260,6 +276,13 @@ fn main() {
         "<= 1.5x",
         Box::new(|| uncontended_boc(&rt, n)),
         Box::new(|| closures_pool(&pool, n)),
+    );
+    paired(
+        "uncontended, vs 128-byte closures (one allocation each)".into(),
+        "same pool, closures capturing 128 bytes",
+        "- (shows the allocator's share)",
+        Box::new(|| uncontended_boc(&rt, n)),
+        Box::new(|| allocating_closures_pool(&pool, n)),
     );
     paired(
         "chain (every behavior on one cown)".into(),

@@ -1,6 +1,18 @@
 //! The facade's error type.
 
 /// Everything that can go wrong when using the runtime.
+///
+/// ```
+/// # fn main() -> Result<(), boc::Error> {
+/// let rt = boc::Runtime::builder().workers(1).build()?;
+/// let failed = rt.when(&boc::Cown::new(()), |_| -> u8 { panic!("no") });
+/// rt.quiesce()?;
+/// match failed.take() {
+///     Err(boc::Error::Panicked(message)) => assert_eq!(message, "no"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

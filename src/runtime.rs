@@ -251,6 +251,22 @@ impl Handle {
     /// set can take). A panic in the body is caught: the cowns are released
     /// and the panic is recorded in the result.
     ///
+    /// ```
+    /// # fn main() -> Result<(), boc::Error> {
+    /// let rt = boc::Runtime::builder().workers(2).build()?;
+    /// let (name, count) = (boc::Cown::new(String::from("boc")), boc::Cown::new(0_usize));
+    /// // One cown: the body gets `&mut String`.
+    /// rt.when(&name, |name| name.push_str("!"));
+    /// // A tuple: the body gets a tuple of `&mut`, in the tuple's order.
+    /// let len = rt.when((&count, &name), |(count, name)| {
+    ///     *count = name.len();
+    ///     *count
+    /// });
+    /// rt.quiesce()?;
+    /// assert_eq!(len.take()?, 4);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Panics
     ///
     /// If the runtime has shut down, or if a tuple request set names one
@@ -269,6 +285,15 @@ impl Handle {
     }
 
     /// [`when`](Self::when), reporting misuse as an error.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), boc::Error> {
+    /// let rt = boc::Runtime::builder().workers(1).build()?;
+    /// let cown = boc::Cown::new(1);
+    /// let twice = rt.try_when((&cown, &cown), |(a, b)| *a + *b);
+    /// assert!(matches!(twice, Err(boc::Error::DuplicateCown { .. })));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -302,6 +327,18 @@ impl Handle {
 
     /// Waits until every behavior scheduled so far (and every behavior they
     /// schedule) has finished. Blocks without polling.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), boc::Error> {
+    /// let rt = boc::Runtime::builder().workers(2).build()?;
+    /// let cown = boc::Cown::new(0);
+    /// for _ in 0..10 {
+    ///     rt.when(&cown, |n| *n += 1);
+    /// }
+    /// rt.quiesce()?;
+    /// assert_eq!(rt.n_in_flight(), 0);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
