@@ -19,9 +19,18 @@ pub enum Error {
     /// The worker threads could not be started.
     #[error("cannot start the worker pool: {0}")]
     Pool(#[from] boc_sched::Error),
-    /// The builder was asked for something it cannot build.
-    #[error("invalid runtime configuration: {0}")]
-    Config(&'static str),
+    /// A main-thread operation was refused (pump off the home thread or
+    /// nested inside a main-side behavior), or its machinery (the waker's
+    /// descriptor, the watchdog thread) could not be set up.
+    #[error(transparent)]
+    Pin(#[from] boc_pin::Error),
+    /// A pinned cown was created off its runtime's home thread.
+    #[error("a pinned cown can only be created on its runtime's home thread (the thread that built the runtime)")]
+    NotHomeThread,
+    /// A pinned cown was scheduled on a runtime other than the one whose
+    /// home thread owns it.
+    #[error("a pinned cown was scheduled on another runtime than the one it was created for")]
+    ForeignPinnedCown,
     /// The runtime was dropped; its handles can no longer schedule.
     #[error("the runtime has shut down; no behavior can be scheduled on it")]
     ShutDown,

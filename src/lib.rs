@@ -32,11 +32,14 @@
 mod cown;
 mod error;
 mod pending;
+mod pinned;
 mod runtime;
 pub mod set;
 
+pub use boc_pin::{Budget, PumpReport, StarvationReport, WatchdogConfig};
 pub use cown::Cown;
 pub use error::Error;
 pub use pending::Pending;
+pub use pinned::PinnedCown;
 pub use runtime::{Builder, Handle, Runtime};
 pub use set::{CownSet, Slots};

@@ -1,45 +1,101 @@
 //! `Runtime`, its builder and its `Handle`: the glue between the protocol
-//! (boc-core) and the worker pool (boc-sched).
+//! (boc-core), the worker pool (boc-sched) and the main-side queue
+//! (boc-pin).
 
 use crate::Error;
 use crate::pending::{Outcome, Outcomes, Pending};
-use crate::set::{Acquired, CownSet};
+use crate::set::{Acquired, CownSet, HomeId};
 use boc_core::{Dispatch, Payload, Ready, Watch};
+use boc_pin::{
+    Affinity, Budget, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitOutcome, WatchdogConfig,
+};
 use boc_sched::{Pool, Runner, Terminator};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Runs ready behaviors on the pool's workers and counts them out.
-struct Exec {
+/// The `flags` bit of a behavior whose request set holds a pinned cown.
+pub(crate) const PINNED: u32 = 1;
+
+/// What both sides of the runtime share: the count of behaviors in flight
+/// and the main-side queue.
+pub(crate) struct Inner {
     terminator: Terminator,
+    pub(crate) main: MainQueue<Ready>,
 }
 
-impl Runner<Ready> for Exec {
-    fn run(&self, behavior: Ready) {
-        /// Counts the behavior out even if `run` unwinds.
-        struct Done<'a>(&'a Terminator);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.decrement();
-            }
+impl Inner {
+    /// Counts a behavior out; the last one wakes a home thread waiting in
+    /// `quiesce` for either main-side work or quiescence.
+    fn finished(&self) {
+        if self.terminator.decrement() {
+            self.main.wake();
         }
-        let _done = Done(&self.terminator);
+    }
+}
+
+/// Counts the behavior out even if running it unwinds.
+struct CountOut<'a>(&'a Inner);
+
+impl Drop for CountOut<'_> {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}
+
+impl Runner<Ready> for Inner {
+    fn run(&self, behavior: Ready) {
+        let _count_out = CountOut(self);
         behavior.run();
+    }
+}
+
+impl MainRunner<Ready> for Inner {
+    fn run(&self, behavior: Ready) -> boc_pin::Outcome {
+        let _count_out = CountOut(self);
+        if behavior.run_and_report() { boc_pin::Outcome::Failed } else { boc_pin::Outcome::Ok }
     }
 }
 
 /// State shared by a runtime and its handles; the dispatcher of every
 /// behavior scheduled through them.
-struct Shared {
-    exec: Arc<Exec>,
-    pool: Pool<Ready, Exec>,
+pub(crate) struct Shared {
+    pub(crate) inner: Arc<Inner>,
+    pool: Pool<Ready, Inner>,
+    n_workers: usize,
+}
+
+impl Shared {
+    pub(crate) fn home_id(&self) -> HomeId {
+        HomeId(std::ptr::from_ref(self) as usize)
+    }
+
+    /// Counts a behavior in, unless the runtime has shut down.
+    pub(crate) fn enter(&self) -> Result<(), Error> {
+        if self.inner.terminator.try_increment() { Ok(()) } else { Err(Error::ShutDown) }
+    }
 }
 
 impl Dispatch for Shared {
     fn dispatch(&self, behavior: Ready) {
-        self.pool.spawn(behavior);
+        let pinned = behavior.flags() & PINNED != 0;
+        match Affinity::classify([pinned], self.n_workers) {
+            Affinity::Worker => self.pool.spawn(behavior),
+            Affinity::Main => {
+                let label = behavior.label();
+                self.inner.main.push(behavior, label);
+            }
+        }
     }
+}
+
+/// Where a behavior was scheduled, or what its scheduler called it: the
+/// name the starvation watchdog gives it.
+#[derive(Clone)]
+enum Label {
+    Caller(&'static Location<'static>),
+    Text(Arc<str>),
 }
 
 /// What a behavior scheduled by the facade carries.
@@ -50,6 +106,7 @@ struct Body<O, F, R> {
     body: Option<F>,
     /// Read by the behavior's `Pending` once it is done.
     outcome: Mutex<Outcomes<R>>,
+    label: Label,
 }
 
 impl<O, F, R> Payload for Body<O, F, R>
@@ -61,7 +118,9 @@ where
     fn run(&mut self) {
         let (Some(body), Some(cowns)) = (self.body.take(), self.cowns.as_mut()) else { return };
         // SAFETY: `Payload::run` is called only while the behavior holds
-        // every cown of its set, and the references do not outlive the call.
+        // every cown of its set, on the home thread if any is pinned (the
+        // dispatcher routes PINNED behaviors there), and the references do
+        // not outlive the call.
         let refs = unsafe { cowns.refs() };
         let outcome: Outcome<R> = catch_unwind(AssertUnwindSafe(move || body(refs))).map_err(panic_message);
         *self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner) = Outcomes::Done(outcome);
@@ -69,6 +128,17 @@ where
 
     fn released(&mut self) {
         self.cowns = None;
+    }
+
+    fn failed(&self) -> bool {
+        matches!(*self.outcome.lock().unwrap_or_else(PoisonError::into_inner), Outcomes::Done(Err(_)))
+    }
+
+    fn label(&self) -> Option<Arc<str>> {
+        Some(match &self.label {
+            Label::Caller(location) => format!("behavior at {location}").into(),
+            Label::Text(text) => Arc::clone(text),
+        })
     }
 }
 
@@ -105,45 +175,62 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// assert_eq!(rt.n_workers(), 2);
 /// # Ok::<(), boc::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Builder {
     workers: Option<usize>,
+    watchdog: Option<Option<WatchdogConfig>>,
 }
 
 impl Builder {
     /// Sets the number of worker threads. The default is the `BOC_WORKERS`
     /// environment variable, else the available parallelism minus one (at
-    /// least one).
+    /// least one). Zero is allowed: every behavior then runs on the home
+    /// thread, when it [pumps](Handle::pump) or [quiesces](Handle::quiesce).
     pub fn workers(mut self, n_workers: usize) -> Self {
         self.workers = Some(n_workers);
         self
     }
 
-    /// Starts the worker threads.
+    /// Configures the starvation watchdog, or turns it off with `None`. On
+    /// by default: it reports to stderr main-side behaviors that waited more
+    /// than [`WatchdogConfig::DEFAULT_THRESHOLD`] without being pumped.
+    pub fn watchdog(mut self, config: Option<WatchdogConfig>) -> Self {
+        self.watchdog = Some(config);
+        self
+    }
+
+    /// Starts the runtime. The calling thread becomes its *home thread*:
+    /// behaviors on [`PinnedCown`](crate::PinnedCown)s run there.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for zero workers (a runtime without workers needs
-    /// the main-thread pump of pinned cowns, which this release does not
-    /// have yet); [`Error::Pool`] if a thread cannot be started.
+    /// [`Error::Pool`] or [`Error::Pin`] if a thread cannot be started.
     pub fn build(self) -> Result<Runtime, Error> {
         let n_workers = self.workers.unwrap_or_else(boc_sched::default_workers);
-        if n_workers == 0 {
-            return Err(Error::Config("a runtime needs at least one worker"));
-        }
-        let exec = Arc::new(Exec { terminator: Terminator::new() });
-        let pool = Pool::new(n_workers, Arc::clone(&exec))?;
-        Ok(Runtime { handle: Handle { shared: Arc::new(Shared { exec, pool }) } })
+        let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
+        let main = MainQueue::new(MainConfig { watchdog })?;
+        let inner = Arc::new(Inner { terminator: Terminator::new(), main });
+        let pool = Pool::new(n_workers, Arc::clone(&inner))?;
+        let shared = Arc::new(Shared { inner, pool, n_workers });
+        Ok(Runtime { handle: Handle { shared }, _home: PhantomData })
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").field("workers", &self.workers).finish_non_exhaustive()
     }
 }
 
 /// A behavior-oriented concurrency runtime: a pool of worker threads that
-/// runs behaviors once they hold their cowns.
+/// runs behaviors once they hold their cowns, and a *home thread* (the one
+/// that built it) that runs the behaviors holding pinned cowns.
 ///
-/// Dropping the runtime waits for every scheduled behavior to finish, then
-/// stops the workers. A `Runtime` dereferences to its [`Handle`], which
-/// carries the scheduling API; clone a handle (see [`Runtime::handle`]) to
-/// schedule from inside behaviors or from other threads.
+/// Dropping the runtime waits for every scheduled behavior to finish (on
+/// the home thread it pumps main-side work meanwhile), then stops the
+/// workers. A `Runtime` stays on its home thread (it is neither `Send` nor
+/// `Sync`); it dereferences to its [`Handle`], which carries the scheduling
+/// API and can be cloned to other threads and into behaviors.
 ///
 /// ```
 /// use boc::{Cown, Runtime};
@@ -159,8 +246,17 @@ impl Builder {
 /// assert_eq!(moved.take()?, 10);
 /// # Ok(()) }
 /// ```
+///
+/// The runtime cannot leave its home thread:
+///
+/// ```compile_fail
+/// let rt = boc::Runtime::new().unwrap();
+/// std::thread::spawn(move || drop(rt));
+/// ```
 pub struct Runtime {
     handle: Handle,
+    /// Neither `Send` nor `Sync`: the runtime lives on its home thread.
+    _home: PhantomData<*const ()>,
 }
 
 impl Runtime {
@@ -195,18 +291,22 @@ impl std::ops::Deref for Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
-        shared.exec.terminator.close();
+        shared.inner.terminator.close();
         if shared.pool.is_worker_thread() {
-            // Dropped inside one of its own behaviors: waiting would wait for
-            // ourselves. The workers finish what is queued and exit; the
-            // shared state must outlive them and any behavior still in
-            // flight (they dispatch through it), so it is leaked.
+            // Unreachable for a `!Send` runtime unless it was built on a
+            // worker thread; waiting would wait for ourselves. The workers
+            // finish what is queued and exit; the shared state must outlive
+            // them (behaviors dispatch through it), so it is leaked.
             shared.pool.shutdown();
             std::mem::forget(Arc::clone(shared));
             return;
         }
-        shared.exec.terminator.wait_idle(None);
+        // Pumps main-side work meanwhile when on the home thread (always,
+        // unless the drop runs inside a main-side behavior, where waiting
+        // is impossible and the queued work is dropped below).
+        let _ = self.handle.wait(None);
         shared.pool.shutdown();
+        shared.inner.main.clear();
     }
 }
 
@@ -238,7 +338,7 @@ impl std::fmt::Debug for Runtime {
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Handle {
@@ -249,7 +349,8 @@ impl Handle {
     /// were scheduled; the others may run in parallel. The body receives
     /// `&mut` access to each value (see [`CownSet`] for the forms a request
     /// set can take). A panic in the body is caught: the cowns are released
-    /// and the panic is recorded in the result.
+    /// and the panic is recorded in the result. A request set with a
+    /// [`PinnedCown`](crate::PinnedCown) runs on the home thread.
     ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
@@ -267,18 +368,30 @@ impl Handle {
     /// # Ok(()) }
     /// ```
     ///
+    /// The body must be `Send` (it may be scheduled on one thread and run
+    /// on another), even when it runs on the home thread:
+    ///
+    /// ```compile_fail
+    /// let rt = boc::Runtime::new().unwrap();
+    /// let pinned = boc::PinnedCown::new(&rt, 0).unwrap();
+    /// let not_send = std::rc::Rc::new(1);
+    /// rt.when(&pinned, move |value| *value += *not_send);
+    /// ```
+    ///
     /// # Panics
     ///
-    /// If the runtime has shut down, or if a tuple request set names one
-    /// cown twice (the body would get two `&mut` to one value). Use
-    /// [`try_when`](Self::try_when) to get these as errors.
+    /// If the runtime has shut down, if a tuple request set names one cown
+    /// twice (the body would get two `&mut` to one value), or if a pinned
+    /// cown belongs to another runtime. Use [`try_when`](Self::try_when) to
+    /// get these as errors.
+    #[track_caller]
     pub fn when<C, F, R>(&self, cowns: C, body: F) -> Pending<R>
     where
         C: CownSet,
         F: for<'a> FnOnce(<C::Owned as Acquired>::Refs<'a>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        match self.try_when(cowns, body) {
+        match self.schedule(cowns, body, Label::Caller(Location::caller())) {
             Ok(pending) => pending,
             Err(error) => panic!("cannot schedule the behavior: {error}"),
         }
@@ -298,27 +411,54 @@ impl Handle {
     /// # Errors
     ///
     /// [`Error::DuplicateCown`] if a tuple request set names a cown twice;
-    /// [`Error::ShutDown`] if the runtime was dropped.
+    /// [`Error::ForeignPinnedCown`] if a pinned cown belongs to another
+    /// runtime; [`Error::ShutDown`] if the runtime was dropped.
+    #[track_caller]
     pub fn try_when<C, F, R>(&self, cowns: C, body: F) -> Result<Pending<R>, Error>
     where
         C: CownSet,
         F: for<'a> FnOnce(<C::Owned as Acquired>::Refs<'a>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        cowns.check()?;
+        self.schedule(cowns, body, Label::Caller(Location::caller()))
+    }
+
+    /// [`try_when`](Self::try_when) with a name for the behavior, which the
+    /// starvation watchdog reports if it waits on the home thread too long
+    /// (by default a behavior is named by where it was scheduled).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_when`](Self::try_when).
+    pub fn when_labeled<C, F, R>(&self, label: &str, cowns: C, body: F) -> Result<Pending<R>, Error>
+    where
+        C: CownSet,
+        F: for<'a> FnOnce(<C::Owned as Acquired>::Refs<'a>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.schedule(cowns, body, Label::Text(label.into()))
+    }
+
+    fn schedule<C, F, R>(&self, cowns: C, body: F, label: Label) -> Result<Pending<R>, Error>
+    where
+        C: CownSet,
+        F: for<'a> FnOnce(<C::Owned as Acquired>::Refs<'a>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let shared = &*self.shared;
-        if !shared.exec.terminator.try_increment() {
-            return Err(Error::ShutDown);
-        }
-        let payload = Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun) };
+        cowns.check(shared.home_id())?;
+        shared.enter()?;
+        let flags = if cowns.is_pinned() { PINNED } else { 0 };
+        let payload =
+            Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun), label };
         // SAFETY: the payload owns a handle to every cown until it is
         // released, so they outlive the behavior; `shared` outlives every
         // behavior in flight because the runtime's drop waits for the
         // terminator (or leaks `shared`).
         let watch = unsafe {
             match cowns.single() {
-                Some(header) => boc_core::schedule_one_watched(header, payload, 0, shared),
-                None => boc_core::schedule_watched(cowns.headers(), payload, 0, shared),
+                Some(header) => boc_core::schedule_one_watched(header, payload, flags, shared),
+                None => boc_core::schedule_watched(cowns.headers(), payload, flags, shared),
             }
         };
         // SAFETY: `locate_outcome` is instantiated with the payload's type.
@@ -327,6 +467,10 @@ impl Handle {
 
     /// Waits until every behavior scheduled so far (and every behavior they
     /// schedule) has finished. Blocks without polling.
+    ///
+    /// On the home thread it runs main-side behaviors while it waits (woken
+    /// by either main-side work or quiescence); on any other thread it only
+    /// waits, so main-side work needs the home thread to pump or quiesce.
     ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
@@ -359,25 +503,134 @@ impl Handle {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        let shared = &*self.shared;
-        if shared.pool.is_worker_thread() {
+        let inner = &*self.shared.inner;
+        if self.shared.pool.is_worker_thread() {
             return Err(Error::WaitInsideBehavior);
         }
-        if shared.exec.terminator.wait_idle(timeout) {
-            Ok(())
-        } else {
-            Err(Error::Timeout(timeout.unwrap_or_default(), shared.exec.terminator.count()))
+        let timed_out = || Error::Timeout(timeout.unwrap_or_default(), inner.terminator.count());
+        if !inner.main.is_home_thread() {
+            return if inner.terminator.wait_idle(timeout) { Ok(()) } else { Err(timed_out()) };
         }
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        loop {
+            match inner.main.pump(inner, Budget::unbounded()) {
+                Ok(_) => {}
+                Err(PumpError::Refused(boc_pin::Error::Reentrant { .. })) => return Err(Error::WaitInsideBehavior),
+                Err(error) => return Err(pump_error(error)),
+            }
+            if inner.terminator.count() == 0 {
+                return Ok(());
+            }
+            let remaining = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(remaining) if !remaining.is_zero() => Some(remaining),
+                    _ => return Err(timed_out()),
+                },
+            };
+            // Woken by main-side work, or by the decrement that reaches
+            // zero (`Inner::finished`); a wake that comes first is kept.
+            if let WaitOutcome::TimedOut = inner.main.wait_for_work(remaining)? {
+                if inner.terminator.count() != 0 {
+                    return Err(timed_out());
+                }
+            }
+        }
+    }
+
+    /// Runs ready main-side behaviors (those holding a pinned cown, or all
+    /// of them with zero workers) on the calling thread, which must be the
+    /// home thread, within `budget`, and reports what it did.
+    ///
+    /// The deadline gates *starting* a behavior and never interrupts one;
+    /// an unbounded budget drains the queue, including behaviors that
+    /// become ready during the call. A panicking body is reported in
+    /// `raised` (and on its result) and pumping continues. An event loop
+    /// calls this from its own iteration, for example:
+    ///
+    /// ```
+    /// use boc::{Budget, PinnedCown, Runtime};
+    /// use std::time::Duration;
+    /// # fn main() -> Result<(), boc::Error> {
+    /// let rt = Runtime::builder().workers(1).build()?;
+    /// let window_title = PinnedCown::new(&rt, String::new())?;
+    /// rt.when(&window_title, |title| title.push_str("ready"));
+    /// // A host loop: handle its own events, then give boc a slice of time.
+    /// for _frame in 0..100 {
+    ///     let report = rt.pump(Budget::within(Duration::from_millis(4)))?;
+    ///     if report.pending == 0 && rt.n_in_flight() == 0 {
+    ///         break;
+    ///     }
+    ///     std::thread::sleep(Duration::from_millis(1)); // the host's own work
+    /// }
+    /// let title = rt.when(&window_title, |title| title.clone());
+    /// rt.quiesce()?;
+    /// assert_eq!(title.take()?, "ready");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pin`] when called off the home thread or from inside a
+    /// main-side behavior (pump is not re-entrant).
+    pub fn pump(&self, budget: Budget) -> Result<PumpReport, Error> {
+        let inner = &*self.shared.inner;
+        inner.main.pump(inner, budget).map_err(pump_error)
+    }
+
+    /// Main-side behaviors ready and waiting for the home thread.
+    pub fn n_main_pending(&self) -> usize {
+        self.shared.inner.main.len()
+    }
+
+    /// Sets a callback called (from any thread) when main-side work arrives
+    /// in an empty queue, so an event loop can schedule a pump; `None`
+    /// removes it. It must only post work to the loop, never pump itself.
+    pub fn set_pump_waker(&self, callback: Option<Box<dyn Fn() + Send + Sync>>) {
+        self.shared.inner.main.set_waker(callback);
+    }
+
+    /// A file descriptor that is readable while main-side work waits, for
+    /// event loops that watch descriptors; [`pump`](Self::pump) clears it.
+    /// Never read it yourself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pin`] if the descriptor cannot be created.
+    #[cfg(unix)]
+    pub fn pump_fd(&self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        Ok(self.shared.inner.main.waker_fd()?)
+    }
+
+    /// Reconfigures the starvation watchdog, or turns it off with `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pin`] if its thread cannot be started.
+    pub fn set_watchdog(&self, config: Option<WatchdogConfig>) -> Result<(), Error> {
+        Ok(self.shared.inner.main.set_watchdog(config)?)
     }
 
     /// The number of worker threads.
     pub fn n_workers(&self) -> usize {
-        self.shared.pool.n_workers()
+        self.shared.n_workers
     }
 
     /// Behaviors scheduled but not yet finished (a snapshot).
     pub fn n_in_flight(&self) -> usize {
-        self.shared.exec.terminator.count()
+        self.shared.inner.terminator.count()
+    }
+
+    /// True on the runtime's home thread.
+    pub fn is_home_thread(&self) -> bool {
+        self.shared.inner.main.is_home_thread()
+    }
+}
+
+fn pump_error(error: PumpError) -> Error {
+    match error {
+        PumpError::Refused(error) => Error::Pin(error),
+        other => unreachable!("the facade's main runner never stops a pump: {other}"),
     }
 }
 

@@ -3,21 +3,27 @@
 //!
 //! | request set | the body receives |
 //! |---|---|
-//! | `&Cown<A>` | `&mut A` |
-//! | `(&Cown<A>, &Cown<B>, ...)`, 1 to 8 | `(&mut A, &mut B, ...)` |
+//! | `&Cown<A>` or `&PinnedCown<A>` | `&mut A` |
+//! | `(&Cown<A>, &PinnedCown<B>, ...)`, 1 to 8, any mix | `(&mut A, &mut B, ...)` |
 //! | `&[Cown<T>]`, `&[Cown<T>; N]`, `&Vec<Cown<T>>`, `Vec<Cown<T>>` | [`Slots<T>`] |
+//!
+//! A set with any [`PinnedCown`] runs on the runtime's home thread.
 
-use crate::{Cown, Error};
+use crate::{Cown, Error, PinnedCown};
 use boc_core::CownHeader;
 
+/// One sealing trait per public trait, so the blanket impls cannot clash.
 mod sealed {
-    pub trait Sealed {}
+    pub trait Set {}
+    pub trait Member {}
+    pub trait Owned {}
+    pub trait Acquired {}
 }
 
 /// The cown handles a scheduled behavior keeps, and the access its body
 /// gets to their values. Implemented for the owned forms of every
 /// [`CownSet`]; not implementable outside this crate.
-pub trait Acquired: Send + 'static + sealed::Sealed {
+pub trait Acquired: Send + 'static + sealed::Acquired {
     /// What the body receives.
     type Refs<'a>;
 
@@ -25,7 +31,8 @@ pub trait Acquired: Send + 'static + sealed::Sealed {
     ///
     /// # Safety
     ///
-    /// The calling behavior holds every cown in the set, for at least `'a`.
+    /// The calling behavior holds every cown in the set, for at least `'a`,
+    /// and runs on the home thread if any of them is pinned.
     #[doc(hidden)]
     unsafe fn refs<'a>(&'a mut self) -> Self::Refs<'a>;
 }
@@ -33,7 +40,7 @@ pub trait Acquired: Send + 'static + sealed::Sealed {
 /// A request set: the cowns a behavior needs. See the [module
 /// docs](self) for every form and what its body receives. Not implementable
 /// outside this crate.
-pub trait CownSet: sealed::Sealed {
+pub trait CownSet: sealed::Set {
     /// The handles the behavior keeps until it is released.
     type Owned: Acquired;
 
@@ -41,9 +48,15 @@ pub trait CownSet: sealed::Sealed {
     #[doc(hidden)]
     fn to_owned(&self) -> Self::Owned;
 
-    /// Checks the set can be handed to a body (tuples refuse duplicates).
+    /// Checks the set can be handed to a body: tuples refuse duplicates,
+    /// pinned cowns must belong to the runtime `home` identifies.
     #[doc(hidden)]
-    fn check(&self) -> Result<(), Error>;
+    fn check(&self, home: HomeId) -> Result<(), Error>;
+
+    /// True if any cown of the set is pinned (the behavior runs on the
+    /// home thread).
+    #[doc(hidden)]
+    fn is_pinned(&self) -> bool;
 
     /// The protocol headers of the cowns, with duplicates.
     #[doc(hidden)]
@@ -56,17 +69,121 @@ pub trait CownSet: sealed::Sealed {
     }
 }
 
-impl<A: Send + 'static> sealed::Sealed for &Cown<A> {}
+/// Identifies a runtime, for checking that a pinned cown is scheduled on
+/// the runtime whose home thread owns it.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HomeId(pub(crate) usize);
 
-impl<A: Send + 'static> CownSet for &Cown<A> {
+/// One cown of a tuple request set: a `&Cown<T>` or a `&PinnedCown<T>`.
+/// Not implementable outside this crate.
+pub trait Member: sealed::Member {
+    /// The handle the behavior keeps.
+    type Owned: OwnedMember;
+
+    /// Clones the handle.
+    #[doc(hidden)]
+    fn to_owned(&self) -> Self::Owned;
+
+    /// The protocol header.
+    #[doc(hidden)]
+    fn header(&self) -> &CownHeader;
+
+    /// The runtime a pinned cown belongs to; `None` for ordinary cowns.
+    #[doc(hidden)]
+    fn home(&self) -> Option<HomeId>;
+}
+
+/// A cown handle kept by a behavior. Not implementable outside this crate.
+pub trait OwnedMember: Send + 'static + sealed::Owned {
+    /// The type of the cown's value.
+    type Value: 'static;
+
+    /// A pointer to the value.
+    #[doc(hidden)]
+    fn value_ptr(&self) -> *mut Self::Value;
+}
+
+impl<A: Send + 'static> sealed::Member for &Cown<A> {}
+
+impl<A: Send + 'static> Member for &Cown<A> {
     type Owned = Cown<A>;
 
     fn to_owned(&self) -> Cown<A> {
         (*self).clone()
     }
 
-    fn check(&self) -> Result<(), Error> {
-        Ok(())
+    fn header(&self) -> &CownHeader {
+        Cown::header(self)
+    }
+
+    fn home(&self) -> Option<HomeId> {
+        None
+    }
+}
+
+impl<A: Send + 'static> sealed::Owned for Cown<A> {}
+
+impl<A: Send + 'static> OwnedMember for Cown<A> {
+    type Value = A;
+
+    fn value_ptr(&self) -> *mut A {
+        Cown::value_ptr(self)
+    }
+}
+
+impl<A: 'static> sealed::Member for &PinnedCown<A> {}
+
+impl<A: 'static> Member for &PinnedCown<A> {
+    type Owned = PinnedCown<A>;
+
+    fn to_owned(&self) -> PinnedCown<A> {
+        (*self).clone()
+    }
+
+    fn header(&self) -> &CownHeader {
+        PinnedCown::header(self)
+    }
+
+    fn home(&self) -> Option<HomeId> {
+        Some(PinnedCown::home(self))
+    }
+}
+
+impl<A: 'static> sealed::Owned for PinnedCown<A> {}
+
+impl<A: 'static> OwnedMember for PinnedCown<A> {
+    type Value = A;
+
+    fn value_ptr(&self) -> *mut A {
+        PinnedCown::value_ptr(self)
+    }
+}
+
+/// Errors if a pinned cown belongs to another runtime.
+fn check_home(member_home: Option<HomeId>, home: HomeId) -> Result<(), Error> {
+    match member_home {
+        Some(member_home) if member_home != home => Err(Error::ForeignPinnedCown),
+        _ => Ok(()),
+    }
+}
+
+/// A single cown, not in a tuple.
+impl<M: Member> sealed::Set for M {}
+
+impl<M: Member> CownSet for M {
+    type Owned = M::Owned;
+
+    fn to_owned(&self) -> M::Owned {
+        Member::to_owned(self)
+    }
+
+    fn check(&self, home: HomeId) -> Result<(), Error> {
+        check_home(self.home(), home)
+    }
+
+    fn is_pinned(&self) -> bool {
+        self.home().is_some()
     }
 
     fn headers(&self) -> impl ExactSizeIterator<Item = &CownHeader> {
@@ -78,14 +195,14 @@ impl<A: Send + 'static> CownSet for &Cown<A> {
     }
 }
 
-impl<A: Send + 'static> sealed::Sealed for Cown<A> {}
+impl<O: OwnedMember> sealed::Acquired for O {}
 
-impl<A: Send + 'static> Acquired for Cown<A> {
-    type Refs<'a> = &'a mut A;
+impl<O: OwnedMember> Acquired for O {
+    type Refs<'a> = &'a mut O::Value;
 
-    unsafe fn refs(&mut self) -> &mut A {
-        // SAFETY: the caller holds the cown for `'a`, so no other reference
-        // to the value exists.
+    unsafe fn refs(&mut self) -> &mut O::Value {
+        // SAFETY: the caller holds the cown for `'a` (on the home thread if
+        // it is pinned), so no other reference to the value exists.
         unsafe { &mut *self.value_ptr() }
     }
 }
@@ -102,17 +219,22 @@ fn check_distinct(keys: &[u64]) -> Result<(), Error> {
 
 macro_rules! tuple_set {
     ($($name:ident $idx:tt),+) => {
-        impl<$($name: Send + 'static),+> sealed::Sealed for ($(&Cown<$name>,)+) {}
+        impl<$($name: Member),+> sealed::Set for ($($name,)+) {}
 
-        impl<$($name: Send + 'static),+> CownSet for ($(&Cown<$name>,)+) {
-            type Owned = ($(Cown<$name>,)+);
+        impl<$($name: Member),+> CownSet for ($($name,)+) {
+            type Owned = ($($name::Owned,)+);
 
             fn to_owned(&self) -> Self::Owned {
-                ($(self.$idx.clone(),)+)
+                ($(Member::to_owned(&self.$idx),)+)
             }
 
-            fn check(&self) -> Result<(), Error> {
-                check_distinct(&[$(self.$idx.key()),+])
+            fn check(&self, home: HomeId) -> Result<(), Error> {
+                $(check_home(self.$idx.home(), home)?;)+
+                check_distinct(&[$(self.$idx.header().key()),+])
+            }
+
+            fn is_pinned(&self) -> bool {
+                false $(|| self.$idx.home().is_some())+
             }
 
             fn headers(&self) -> impl ExactSizeIterator<Item = &CownHeader> {
@@ -120,14 +242,15 @@ macro_rules! tuple_set {
             }
         }
 
-        impl<$($name: Send + 'static),+> sealed::Sealed for ($(Cown<$name>,)+) {}
+        impl<$($name: OwnedMember),+> sealed::Acquired for ($($name,)+) {}
 
-        impl<$($name: Send + 'static),+> Acquired for ($(Cown<$name>,)+) {
-            type Refs<'a> = ($(&'a mut $name,)+);
+        impl<$($name: OwnedMember),+> Acquired for ($($name,)+) {
+            type Refs<'a> = ($(&'a mut $name::Value,)+);
 
             unsafe fn refs<'a>(&'a mut self) -> Self::Refs<'a> {
-                // SAFETY: the caller holds every cown for `'a`, and `check`
-                // refused duplicates, so the references are disjoint.
+                // SAFETY: the caller holds every cown for `'a` (on the home
+                // thread if any is pinned), and `check` refused duplicates,
+                // so the references are disjoint.
                 unsafe { ($(&mut *self.$idx.value_ptr(),)+) }
             }
         }
@@ -145,7 +268,7 @@ tuple_set!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 
 macro_rules! slice_set {
     ($($ty:ty $(, const $n:ident)?);+) => {$(
-        impl<T: Send + 'static $(, const $n: usize)?> sealed::Sealed for $ty {}
+        impl<T: Send + 'static $(, const $n: usize)?> sealed::Set for $ty {}
 
         impl<T: Send + 'static $(, const $n: usize)?> CownSet for $ty {
             type Owned = Vec<Cown<T>>;
@@ -154,8 +277,12 @@ macro_rules! slice_set {
                 self.to_vec()
             }
 
-            fn check(&self) -> Result<(), Error> {
+            fn check(&self, _home: HomeId) -> Result<(), Error> {
                 Ok(())
+            }
+
+            fn is_pinned(&self) -> bool {
+                false
             }
 
             fn headers(&self) -> impl ExactSizeIterator<Item = &CownHeader> {
@@ -166,6 +293,8 @@ macro_rules! slice_set {
 }
 
 slice_set!(&[Cown<T>]; &[Cown<T>; N], const N; &Vec<Cown<T>>; Vec<Cown<T>>);
+
+impl<T: Send + 'static> sealed::Acquired for Vec<Cown<T>> {}
 
 impl<T: Send + 'static> Acquired for Vec<Cown<T>> {
     type Refs<'a> = Slots<'a, T>;

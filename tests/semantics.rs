@@ -195,8 +195,19 @@ fn handles_refuse_to_schedule_after_the_runtime_is_dropped() {
 }
 
 #[test]
-fn zero_workers_is_refused_for_now() {
-    assert!(matches!(Runtime::builder().workers(0).build(), Err(Error::Config(_))));
+fn zero_workers_runs_everything_on_the_home_thread() {
+    let rt = Runtime::builder().workers(0).build().unwrap();
+    let home = std::thread::current().id();
+    let cown = Cown::new(Vec::new());
+    for idx in 0..100 {
+        rt.when(&cown, move |log| log.push((idx, std::thread::current().id())));
+    }
+    assert_eq!(rt.n_main_pending(), 1, "a chain: one ready, the rest wait for the cown");
+    let log = rt.when(&cown, std::mem::take);
+    rt.quiesce().unwrap();
+    let log = log.take().unwrap();
+    assert_eq!(log.iter().map(|(idx, _)| *idx).collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+    assert!(log.iter().all(|(_, thread)| *thread == home));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::alloc::{self, Layout};
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 
 /// What a behavior carries: its body and whatever the body needs.
 ///
@@ -29,6 +30,19 @@ pub trait Payload: Send + 'static {
     /// its cowns can drop them here, so a long-lived `Watch` does not keep
     /// them alive. Default: nothing.
     fn released(&mut self) {}
+
+    /// After [`run`](Self::run): whether the body failed (for a runtime
+    /// that records failures as results rather than unwinding). Read by
+    /// [`Ready::run_and_report`]. Default: never.
+    fn failed(&self) -> bool {
+        false
+    }
+
+    /// A name for the behavior in diagnostics (for example a starvation
+    /// report naming the behaviors that wait). Default: none.
+    fn label(&self) -> Option<Arc<str>> {
+        None
+    }
 }
 
 /// Where a behavior goes once it holds all its cowns: a worker queue, a
@@ -51,6 +65,8 @@ struct VTable {
     requests_offset: usize,
     run: unsafe fn(NonNull<Header>),
     released: unsafe fn(NonNull<Header>),
+    failed: unsafe fn(NonNull<Header>) -> bool,
+    label: unsafe fn(NonNull<Header>) -> Option<Arc<str>>,
     drop_payload: unsafe fn(NonNull<Header>),
     dispatch: unsafe fn(*const (), Ready),
 }
@@ -63,6 +79,8 @@ impl<P: Payload, D: Dispatch> VTableFor<P, D> {
         requests_offset: requests_offset::<P>(),
         run: run_payload::<P>,
         released: released_payload::<P>,
+        failed: payload_failed::<P>,
+        label: payload_label::<P>,
         drop_payload: drop_payload::<P>,
         dispatch: dispatch_to::<D>,
     };
@@ -156,6 +174,23 @@ impl Ready {
         // the only handle). The release happens when `self` drops, also on
         // unwind.
         unsafe { (self.header.as_ref().vtable.run)(self.header) };
+    }
+
+    /// [`run`](Self::run), then reports whether the body failed
+    /// ([`Payload::failed`]), read before the behavior is released.
+    pub fn run_and_report(self) -> bool {
+        // SAFETY: as in `run`; the payload is read after its run, while we
+        // still own the behavior.
+        unsafe {
+            (self.header.as_ref().vtable.run)(self.header);
+            (self.header.as_ref().vtable.failed)(self.header)
+        }
+    }
+
+    /// The payload's [`label`](Payload::label).
+    pub fn label(&self) -> Option<Arc<str>> {
+        // SAFETY: we own the behavior; the payload is only read.
+        unsafe { (self.header.as_ref().vtable.label)(self.header) }
     }
 
     /// The flags given to [`schedule`] (a dispatcher may use them to route
@@ -668,6 +703,22 @@ unsafe fn run_payload<P: Payload>(header: NonNull<Header>) {
 unsafe fn released_payload<P: Payload>(header: NonNull<Header>) {
     // SAFETY: the caller owns the block; only the payload is borrowed.
     unsafe { (*header.cast::<Block<P>>().as_ptr()).payload.released() };
+}
+
+/// # Safety
+///
+/// `header` is a live `Block<P>` owned by the caller.
+unsafe fn payload_failed<P: Payload>(header: NonNull<Header>) -> bool {
+    // SAFETY: the caller owns the block; the payload is only read.
+    unsafe { (*header.cast::<Block<P>>().as_ptr()).payload.failed() }
+}
+
+/// # Safety
+///
+/// `header` is a live `Block<P>` owned by the caller.
+unsafe fn payload_label<P: Payload>(header: NonNull<Header>) -> Option<Arc<str>> {
+    // SAFETY: the caller owns the block; the payload is only read.
+    unsafe { (*header.cast::<Block<P>>().as_ptr()).payload.label() }
 }
 
 /// # Safety

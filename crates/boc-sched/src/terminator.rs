@@ -155,19 +155,22 @@ impl Terminator {
     }
 
     /// Counts one unit of work as finished; call after it has run and
-    /// released. The decrement that reaches zero wakes the waiters.
+    /// released. The decrement that reaches zero wakes the waiters and
+    /// returns true (so a caller can wake waiters of its own, such as a
+    /// home thread blocked waiting for main-side work or quiescence).
     ///
     /// # Panics
     ///
     /// If the count is already zero (more decrements than increments: a bug
     /// in the caller).
     #[inline]
-    pub fn decrement(&self) {
+    pub fn decrement(&self) -> bool {
         let previous = self.count.fetch_sub(1, Ordering::SeqCst) & COUNT_MASK;
         assert!(previous != 0, "Terminator::decrement called more often than increment");
         if previous == 1 && self.n_waiters.load(Ordering::SeqCst) != 0 {
             self.wake_waiters();
         }
+        previous == 1
     }
 
     #[cold]
