@@ -621,6 +621,14 @@ impl Handle {
         self.shared.inner.terminator.count()
     }
 
+    /// Diagnostic: how many times the home thread woke from a blocking
+    /// wait inside [`quiesce`](Self::quiesce) (for main-side work, for
+    /// quiescence, or at a timeout). An idle wait costs no wakeups: it
+    /// blocks, it does not poll.
+    pub fn n_home_wakeups(&self) -> usize {
+        self.shared.inner.main.n_wait_wakeups()
+    }
+
     /// True on the runtime's home thread.
     pub fn is_home_thread(&self) -> bool {
         self.shared.inner.main.is_home_thread()

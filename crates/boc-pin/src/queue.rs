@@ -210,8 +210,7 @@ pub struct MainQueue<T> {
     pub(crate) signal: Signal,
     /// Times `wait_for_work` returned from its condition variable, so tests
     /// can check that it sleeps. Incremented (Relaxed) by the home thread,
-    /// read (Relaxed) by unit tests; orders nothing. Unit tests only.
-    #[cfg(test)]
+    /// read (Relaxed) by [`MainQueue::n_wait_wakeups`]; orders nothing.
     pub(crate) n_wait_wakeups: AtomicUsize,
 }
 
@@ -248,7 +247,6 @@ impl<T: Send + 'static> MainQueue<T> {
             n_queued: AtomicUsize::new(0),
             is_pumping: AtomicBool::new(false),
             signal: Signal::new(),
-            #[cfg(test)]
             n_wait_wakeups: AtomicUsize::new(0),
         };
         if config.watchdog.is_some() {
@@ -438,9 +436,15 @@ impl<T: Send + 'static> MainQueue<T> {
                 }
             };
             state.home_waiting = false;
-            #[cfg(test)]
             self.n_wait_wakeups.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Diagnostic: how many times [`wait_for_work`](Self::wait_for_work)
+    /// has woken from its sleep (by work, a wake or a timeout), so a test
+    /// can check that a waiting home thread sleeps rather than polls.
+    pub fn n_wait_wakeups(&self) -> usize {
+        self.n_wait_wakeups.load(Ordering::Relaxed)
     }
 
     /// From any thread: makes the home thread's current or next
