@@ -2,10 +2,15 @@
 //!
 //! A bank moves money between accounts with two-cown behaviors scheduled
 //! from two threads; philosophers share forks without deadlock; a chain of
-//! behaviors on one cown keeps its order. Each part prints what it checked.
+//! behaviors on one cown keeps its order; and a pinned cown holds a
+//! "screen" that only the main thread may touch, redrawn once per frame by
+//! a host loop that pumps main-side work while workers compute. Each part
+//! prints what it checked.
 
-use boc::{Cown, Handle, Runtime};
-use std::time::Instant;
+use boc::{Budget, Cown, Handle, PinnedCown, Runtime};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 fn bank(rt: &Runtime) -> Result<(), boc::Error> {
     const N_ACCOUNTS: usize = 100;
@@ -67,6 +72,9 @@ fn philosophers(rt: &Runtime) -> Result<(), boc::Error> {
     for idx in 0..N {
         eat(rt.handle(), forks[idx].clone(), forks[(idx + 1) % N].clone(), plates[idx].clone());
     }
+    // Each meal schedules the next from inside its behavior: wait for all
+    // of them before reading the plates.
+    rt.quiesce()?;
     let meals = rt.when(&plates, |plates| plates.iter().copied().collect::<Vec<_>>());
     rt.quiesce()?;
     println!("philosophers: {N} philosophers sharing {N} forks ate {:?} meals, no deadlock", meals.take()?);
@@ -84,15 +92,69 @@ fn chain(rt: &Runtime) -> Result<(), boc::Error> {
     Ok(())
 }
 
+/// A stand-in for a GUI widget: not `Send`, so it could never sit in an
+/// ordinary cown or a global touched by workers.
+type Screen = Rc<RefCell<Vec<String>>>;
+
+fn pinned_screen(rt: &Runtime) -> Result<(), boc::Error> {
+    const N_FRAMES: usize = 5;
+    const SAMPLES_PER_FRAME: u64 = 200;
+    let home = std::thread::current().id();
+    let screen: PinnedCown<Screen> = PinnedCown::new(rt, Rc::new(RefCell::new(Vec::new())))?;
+    let histogram = Cown::new([0_u64; 8]);
+    // Worker side: each sample is its own behavior on the histogram.
+    // Main side: one pinned behavior per frame reads the histogram and
+    // draws it (the coarse-grained pattern: per-item work on workers, one
+    // main-side behavior per frame that writes back).
+    for frame in 0..N_FRAMES as u64 {
+        for sample in 0..SAMPLES_PER_FRAME {
+            // Two pseudo-random 3-bit numbers, averaged: a peaked shape.
+            let bits = (frame * SAMPLES_PER_FRAME + sample + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let value = ((bits >> 61) + ((bits >> 58) & 7)) / 2;
+            rt.when(&histogram, move |bins| bins[value as usize] += 1);
+        }
+        rt.when((&screen, &histogram), move |(screen, bins)| {
+            assert_eq!(std::thread::current().id(), home, "pinned behaviors run on the main thread");
+            let tallest = bins.iter().copied().max().unwrap_or(1).max(1);
+            let bars: String = bins.iter().map(|&n| char::from(b" .:-=+*#"[(n * 7 / tallest) as usize])).collect();
+            screen.borrow_mut().push(format!("frame {frame}: [{bars}] {} samples", bins.iter().sum::<u64>()));
+        });
+    }
+    // The host loop of an interactive program: its own work, then a bounded
+    // slice of boc's main-side work, every frame.
+    let mut frames = 0;
+    while rt.n_in_flight() > 0 {
+        let report = rt.pump(Budget::within(Duration::from_millis(2)))?;
+        frames += 1;
+        if report.executed == 0 {
+            std::thread::sleep(Duration::from_millis(1)); // the host's own work
+        }
+    }
+    let drawn = rt.when(&screen, |screen| screen.borrow().clone());
+    rt.quiesce()?;
+    println!(
+        "pinned: a main-thread-only screen, redrawn by {N_FRAMES} pinned behaviors from a host loop ({frames} pump calls):"
+    );
+    for line in drawn.take()? {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), boc::Error> {
     let rt = Runtime::new()?;
     println!("boc demo: a runtime with {} worker thread(s)", rt.n_workers());
     bank(&rt)?;
     philosophers(&rt)?;
     chain(&rt)?;
+    // The default hook would print the intended panic with a backtrace.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let failing = rt.when(&Cown::new(()), |_| -> u32 { panic!("a body may fail") });
     rt.quiesce()?;
+    std::panic::set_hook(default_hook);
     println!("panics: a failing body is caught and reported: {:?}", failing.take().err());
-    println!("pinned cowns (main-thread resources) and the Python package: coming in the next releases");
+    pinned_screen(&rt)?;
+    println!("the Python package: coming in the next release");
     Ok(())
 }

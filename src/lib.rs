@@ -29,6 +29,16 @@
 //! The crate is a thin facade: the protocol is in `boc-core`, the worker
 //! pool in `boc-sched`.
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The user guide's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+
 mod cown;
 mod error;
 mod pending;
