@@ -11,14 +11,18 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a run may go without any behavior finishing before it counts
 /// as a deadlock (or a lost behavior). A healthy run finishes in
 /// milliseconds; the margin is for a loaded machine.
 const STALL: Duration = Duration::from_secs(3);
+
+/// Runs per case: a scheduling bug shows up only in some interleavings, and
+/// repeating keeps shrinking on track.
+const N_REPEATS: usize = 8;
 
 /// One behavior of the generated program.
 #[derive(Clone, Debug)]
@@ -44,7 +48,7 @@ fn program() -> impl Strategy<Value = Program> {
     (2usize..8, 2usize..=3).prop_flat_map(|(n_cowns, n_workers)| {
         let spec = (prop::collection::vec(0..n_cowns, 1..=4), any::<bool>())
             .prop_map(|(cowns, watched)| Spec { cowns, watched });
-        prop::collection::vec(prop::collection::vec(spec, 0..12), 2..=4).prop_map(move |threads| Program {
+        prop::collection::vec(prop::collection::vec(spec, 0..24), 2..=4).prop_map(move |threads| Program {
             n_cowns,
             n_workers,
             threads,
@@ -174,13 +178,17 @@ fn run_and_check(program: &Program) -> Result<(), String> {
             thread::spawn(move || pool.work())
         })
         .collect();
+    // The schedulers start together, so their schedules overlap.
+    let start = Arc::new(Barrier::new(program.threads.len()));
     let schedulers: Vec<_> = program
         .threads
         .iter()
         .zip(&first_ids)
         .map(|(behaviors, &first_id)| {
             let (behaviors, cowns, observed, pool) = (behaviors.clone(), cowns.clone(), observed.clone(), pool.clone());
+            let start = start.clone();
             thread::spawn(move || -> Vec<(usize, Watch)> {
+                start.wait();
                 let mut watches = Vec::new();
                 for (seq, spec) in behaviors.iter().enumerate() {
                     let id = first_id + seq;
@@ -215,10 +223,15 @@ fn run_and_check(program: &Program) -> Result<(), String> {
     // for a deadlock.
     {
         let mut n_done = observed.n_done.lock().unwrap();
+        // Measured against the clock: a single `wait_timeout` can return
+        // early (spuriously, or for the notify of an increment this thread
+        // already saw) without meaning that progress stopped.
+        let (mut n_before, mut last_progress) = (*n_done, Instant::now());
         while *n_done < n_behaviors {
-            let n_before = *n_done;
             n_done = observed.done.wait_timeout(n_done, STALL).unwrap().0;
-            if *n_done == n_before {
+            if *n_done != n_before {
+                (n_before, last_progress) = (*n_done, Instant::now());
+            } else if last_progress.elapsed() >= STALL {
                 let n_done = *n_done;
                 // Threads may be stuck inside the protocol: leak everything
                 // rather than drop cowns that behaviors still hold.
@@ -345,11 +358,10 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// A run is checked several times per case: a scheduling bug shows up
-    /// only in some interleavings, and repeating keeps shrinking on track.
+    /// Each case runs [`N_REPEATS`] times.
     #[test]
     fn schedules_match_the_reference_model(program in program()) {
-        for _ in 0..4 {
+        for _ in 0..N_REPEATS {
             if let Err(violation) = run_and_check(&program) {
                 prop_assert!(false, "{}", violation);
             }
