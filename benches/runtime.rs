@@ -8,36 +8,66 @@
 //! - chain: behaviors on one cown, vs the same closures through the pool;
 //! - bank: two-cown transfers over 8 and over 1,000 accounts, vs the same
 //!   transfers as pool tasks locking two `std::sync::Mutex` in address order;
+//! - pump throughput: no-op main-only behaviors, each on its own
+//!   `PinnedCown`, scheduled from the home thread and drained by one
+//!   unbounded `pump`, vs the uncontended row's behaviors on ordinary cowns
+//!   run by the workers (same runtime);
+//! - worker→main latency, p50 and p99: a worker behavior stamps the time and
+//!   schedules a behavior on a `PinnedCown`, which measures when it starts
+//!   on the home thread; the home thread blocks in `poll(2)` on `pump_fd`
+//!   then pumps, vs a loop that sleeps 1 ms then pumps;
+//! - live PinnedCown: the uncontended workload on a runtime holding a live
+//!   `PinnedCown` vs on an identical runtime without one (a throughput
+//!   ratio);
 //! - idle: CPU time an idle pool burns while the process sleeps.
 //!
 //! Arguments: `--quick` (fewer behaviors and repeats, for a smoke run),
 //! `--no-write` (print only), `--out PATH`.
 
-use boc::{Cown, Runtime};
+use boc::{Budget, Cown, PinnedCown, Runtime};
 use boc_sched::{Pool, Runner, Terminator};
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const N_WORKERS: usize = 2;
 
+/// How long one worker→main latency sample may take before the bench fails.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Config {
     n_behaviors: usize,
     n_repeats: usize,
+    /// Repeats of the live-PinnedCown row, whose expected difference is ~0.
+    n_repeats_live: usize,
+    /// Worker→main latency samples per home-thread loop.
+    n_latency_samples: usize,
     idle_seconds: u64,
     write: Option<String>,
 }
 
 impl Config {
     fn from_args() -> Self {
-        let mut config =
-            Self { n_behaviors: 1_000_000, n_repeats: 5, idle_seconds: 2, write: Some("BENCHMARKS.md".into()) };
+        let mut config = Self {
+            n_behaviors: 1_000_000,
+            n_repeats: 5,
+            n_repeats_live: 9,
+            n_latency_samples: 2_000,
+            idle_seconds: 2,
+            write: Some("BENCHMARKS.md".into()),
+        };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => {
                     config.n_behaviors = 100_000;
                     config.n_repeats = 3;
+                    config.n_latency_samples = 400;
+                    // Runs this short are noisier than the ~0 effect: more of them.
+                    config.n_repeats_live = 15;
                     config.idle_seconds = 1;
                 }
                 "--no-write" => config.write = None,
@@ -89,6 +119,28 @@ impl Baseline {
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// Medians of `reps` timings of each side, the two alternated within each
+/// repeat so drift hits both alike; with `swap`, odd repeats run the
+/// baseline first (ABBA), so an order effect cancels too.
+fn medians(
+    reps: usize,
+    swap: bool,
+    boc: &mut dyn FnMut() -> Duration,
+    base: &mut dyn FnMut() -> Duration,
+) -> (Duration, Duration) {
+    let (mut boc_samples, mut base_samples) = (Vec::new(), Vec::new());
+    for rep in 0..reps {
+        if swap && rep % 2 == 1 {
+            base_samples.push(base());
+            boc_samples.push(boc());
+        } else {
+            boc_samples.push(boc());
+            base_samples.push(base());
+        }
+    }
+    (median(boc_samples), median(base_samples))
 }
 
 fn uncontended_boc(rt: &Runtime, n: usize) -> Duration {
@@ -189,6 +241,124 @@ fn bank_mutex(pool: &Baseline, n_accounts: usize, plan: &[(usize, usize)]) -> Du
     start.elapsed()
 }
 
+/// No-op main-only behaviors, each on its own pinned cown, scheduled from
+/// the home thread, then run there by one unbounded pump. Returns the whole
+/// time and the pump's share of it.
+fn pump_drain(rt: &Runtime, n: usize) -> (Duration, Duration) {
+    let cowns: Vec<_> = (0..n).map(|_| PinnedCown::new(rt, 0_u64).expect("on the home thread")).collect();
+    let start = Instant::now();
+    for cown in &cowns {
+        let _ = rt.when(cown, |_| {});
+    }
+    let pump_start = Instant::now();
+    let report = rt.pump(Budget::unbounded()).expect("pump on the home thread");
+    let end = Instant::now();
+    assert_eq!((report.executed, report.pending, rt.n_in_flight()), (n, 0, 0), "one pump drains every behavior");
+    (end - start, end - pump_start)
+}
+
+/// How the home thread waits between pumps in the latency rows.
+#[derive(Clone, Copy, Debug)]
+enum HomeLoop {
+    /// Block in `poll(2)` until `pump_fd` is readable, then pump.
+    Fd,
+    /// Sleep 1 ms, then pump.
+    Polling,
+}
+
+/// Blocks until `fd` is readable or `deadline` passes (then returns too:
+/// the caller re-checks).
+fn wait_readable(fd: i32, deadline: Instant) {
+    #[repr(C)]
+    struct PollFd {
+        fd: i32,
+        events: i16,
+        revents: i16,
+    }
+    unsafe extern "C" {
+        fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
+    }
+    const POLLIN: i16 = 1;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let timeout_ms = remaining.as_micros().div_ceil(1_000).min(100) as i32;
+    let mut entry = PollFd { fd, events: POLLIN, revents: 0 };
+    // SAFETY: one `struct pollfd` (int, short, short, as Linux lays it out),
+    // valid and exclusively borrowed for the call; `fd` is the runtime's
+    // waker descriptor, open while the runtime lives, and only polled here.
+    let rc = unsafe { poll(&mut entry, 1, timeout_ms) };
+    if rc < 0 {
+        let error = std::io::Error::last_os_error();
+        assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "poll on the pump fd failed: {error}");
+    }
+}
+
+/// Worker→main latencies, one sample at a time, alternating the two home
+/// loops in blocks; returns (fd waker, 1 ms polling) samples, `n` each.
+///
+/// Per sample: a behavior on an ordinary cown sleeps a pseudo-random 0 to
+/// 1 ms on its worker (so a sample lands at a random phase of the polling
+/// loop rather than right after the home thread went to sleep), stamps the
+/// time and schedules, through a captured `Handle`, a behavior on a pinned
+/// cown, which records how long after the stamp it started on the home
+/// thread. The home thread waits for that sample before sending the next.
+fn worker_to_main(n: usize) -> (Vec<Duration>, Vec<Duration>) {
+    const BLOCK: usize = 50;
+    let rt = Runtime::builder().workers(N_WORKERS).watchdog(None).build().expect("start the latency runtime");
+    let fd = rt.pump_fd().expect("the pump fd").as_raw_fd();
+    let source = Cown::new(());
+    let samples = Rc::new(RefCell::new(Vec::with_capacity(2 * n)));
+    let sink = PinnedCown::new(&rt, Rc::clone(&samples)).expect("on the home thread");
+    let mut jitter_state = 0x9E37_79B9_7F4A_7C15_u64;
+    let (mut fd_samples, mut polling_samples) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    while fd_samples.len() < n || polling_samples.len() < n {
+        for (mode, out) in [(HomeLoop::Fd, &mut fd_samples), (HomeLoop::Polling, &mut polling_samples)] {
+            for _ in 0..BLOCK.min(n - out.len()) {
+                jitter_state ^= jitter_state << 13;
+                jitter_state ^= jitter_state >> 7;
+                jitter_state ^= jitter_state << 17;
+                let jitter = Duration::from_micros(jitter_state % 1_000);
+                let before = samples.borrow().len();
+                let (handle, sink) = (rt.handle(), sink.clone());
+                let _ = rt.when(&source, move |_| {
+                    std::thread::sleep(jitter);
+                    let sent = Instant::now();
+                    let _ = handle.when(&sink, move |samples| samples.borrow_mut().push(sent.elapsed()));
+                });
+                let deadline = Instant::now() + SAMPLE_TIMEOUT;
+                while samples.borrow().len() == before {
+                    assert!(
+                        Instant::now() < deadline,
+                        "worker→main latency ({mode:?}): sample {} did not arrive within {SAMPLE_TIMEOUT:?} \
+                         ({} in flight, {} waiting for the home thread)",
+                        out.len(),
+                        rt.n_in_flight(),
+                        rt.n_main_pending(),
+                    );
+                    match mode {
+                        HomeLoop::Fd => wait_readable(fd, deadline),
+                        HomeLoop::Polling => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                    rt.pump(Budget::unbounded()).expect("pump on the home thread");
+                }
+                out.push(*samples.borrow().last().expect("a sample arrived"));
+            }
+        }
+    }
+    (fd_samples, polling_samples)
+}
+
+/// The `p`-th percentile (nearest rank) of `samples`.
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn micros(duration: Duration) -> String {
+    format!("{:.1} µs", duration.as_secs_f64() * 1e6)
+}
+
 /// CPU time (user + system) this process has used so far.
 fn cpu_time() -> Duration {
     #[repr(C)]
@@ -253,12 +423,7 @@ fn main() {
                       target: &'static str,
                       mut boc: Box<dyn FnMut() -> Duration + '_>,
                       mut base: Box<dyn FnMut() -> Duration + '_>| {
-        let (mut boc_samples, mut base_samples) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            boc_samples.push(boc());
-            base_samples.push(base());
-        }
-        let (boc_t, base_t) = (median(boc_samples), median(base_samples));
+        let (boc_t, base_t) = medians(reps, false, &mut *boc, &mut *base);
         let ratio = boc_t.as_secs_f64() / base_t.as_secs_f64();
         eprintln!("  {name}: {} vs {} ({ratio:.2}x)", per_behavior(boc_t, n), per_behavior(base_t, n));
         rows.push(Row {
@@ -305,6 +470,98 @@ fn main() {
     }
     drop(rt);
     drop(pool);
+
+    // Pump throughput: both sides on one runtime. No watchdog: on a loaded
+    // machine, scheduling a million main-side behaviors before the pump may
+    // take longer than its threshold, and its report would land mid-table.
+    let pump_rt = Runtime::builder().workers(N_WORKERS).watchdog(None).build().unwrap();
+    let pump_shares = RefCell::new(Vec::new());
+    let (pump_t, workers_t) = medians(
+        reps,
+        false,
+        &mut || {
+            let (total, pump) = pump_drain(&pump_rt, n);
+            pump_shares.borrow_mut().push(pump);
+            total
+        },
+        &mut || uncontended_boc(&pump_rt, n),
+    );
+    drop(pump_rt);
+    let pump_only = median(pump_shares.into_inner());
+    let ratio = pump_t.as_secs_f64() / workers_t.as_secs_f64();
+    let rate = n as f64 / pump_t.as_secs_f64() / 1e6;
+    eprintln!(
+        "  pump: {} ({rate:.2} M/s; pump alone {}) vs {} ({ratio:.2}x)",
+        per_behavior(pump_t, n),
+        per_behavior(pump_only, n),
+        per_behavior(workers_t, n)
+    );
+    rows.push(Row {
+        name: "pump throughput (each behavior on its own PinnedCown, scheduled then one unbounded pump)".into(),
+        boc: format!(
+            "{} ({rate:.2} M behaviors/s; the pump alone {})",
+            per_behavior(pump_t, n),
+            per_behavior(pump_only, n)
+        ),
+        baseline_name: "uncontended: ordinary cowns, run by the workers",
+        baseline: format!(
+            "{} ({:.2} M behaviors/s)",
+            per_behavior(workers_t, n),
+            n as f64 / workers_t.as_secs_f64() / 1e6
+        ),
+        ratio: format!("{ratio:.2}x time"),
+        target: "-",
+    });
+
+    // Worker→main latency.
+    let (fd_samples, polling_samples) = worker_to_main(config.n_latency_samples);
+    for (label, p, target) in [("p50", 0.50, "fd p50 < polling p50"), ("p99", 0.99, "-")] {
+        let (fd_t, polling_t) = (percentile(&fd_samples, p), percentile(&polling_samples, p));
+        let ratio = fd_t.as_secs_f64() / polling_t.as_secs_f64();
+        eprintln!("  worker→main latency {label}: fd {} vs polling {} ({ratio:.3}x)", micros(fd_t), micros(polling_t));
+        rows.push(Row {
+            name: format!(
+                "worker→main latency {label} ({} samples; fd waker: poll(2) on pump_fd, then pump)",
+                config.n_latency_samples
+            ),
+            boc: micros(fd_t),
+            baseline_name: "1 ms polling loop (sleep 1 ms, then pump)",
+            baseline: micros(polling_t),
+            ratio: format!("{ratio:.3}x latency"),
+            target,
+        });
+    }
+
+    // Worker throughput with a live PinnedCown, vs an identical runtime
+    // without one; both built the same way, alternated ABBA.
+    let plain_rt = Runtime::builder().workers(N_WORKERS).build().unwrap();
+    let pinned_rt = Runtime::builder().workers(N_WORKERS).build().unwrap();
+    // Not `Send`, like the values pinned cowns exist for; one behavior run.
+    let live = PinnedCown::new(&pinned_rt, Rc::new(Cell::new(0_u64))).unwrap();
+    let ran = pinned_rt.when(&live, |value| value.set(value.get() + 1));
+    pinned_rt.quiesce().unwrap();
+    ran.take().unwrap();
+    let (with_t, without_t) = medians(config.n_repeats_live, true, &mut || uncontended_boc(&pinned_rt, n), &mut || {
+        uncontended_boc(&plain_rt, n)
+    });
+    let speed = without_t.as_secs_f64() / with_t.as_secs_f64();
+    eprintln!(
+        "  live PinnedCown: {} vs {} ({speed:.3}x throughput)",
+        per_behavior(with_t, n),
+        per_behavior(without_t, n)
+    );
+    rows.push(Row {
+        name: format!("uncontended, runtime with a live PinnedCown (median of {})", config.n_repeats_live),
+        boc: per_behavior(with_t, n),
+        baseline_name: "same, identical runtime without a PinnedCown",
+        baseline: per_behavior(without_t, n),
+        ratio: format!("{speed:.3}x throughput"),
+        target: ">= 0.98x throughput",
+    });
+    drop(live);
+    drop(pinned_rt);
+    drop(plain_rt);
+
     let (idle, sleep) = idle_cpu(config.idle_seconds);
     eprintln!("  idle: {idle:?} CPU over {}s (process without a pool: {sleep:?})", config.idle_seconds);
     rows.push(Row {
@@ -351,8 +608,11 @@ fn render(rows: &[Row], config: &Config) -> String {
         "Written by `cargo xtask bench` (benches/runtime.rs). Each row times boc and its baseline in the same \
          invocation, alternating them, {} repeats of {} behaviors each, and reports medians; the ratio is boc's \
          time over the baseline's (below 1 means boc is faster). {N_WORKERS} workers on both sides; one thread \
-         schedules. Timings on a shared machine are noisy: compare ratios, not absolute times.\n",
-        config.n_repeats, config.n_behaviors
+         schedules. The worker→main latency rows instead report percentiles of {} single samples per home-thread \
+         loop (interleaved in blocks), fd over polling; the live-PinnedCown row takes {} repeats (order swapped \
+         every other one) and reports a throughput ratio (above 1 means the runtime with the pinned cown is \
+         faster). Timings on a shared machine are noisy: compare ratios, not absolute times.\n",
+        config.n_repeats, config.n_behaviors, config.n_latency_samples, config.n_repeats_live
     );
     let _ = writeln!(out, "Machine: {}\n", machine());
     let _ = writeln!(out, "| benchmark | boc (per behavior) | baseline | baseline (per task) | ratio | target |");
