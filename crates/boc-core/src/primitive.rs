@@ -28,10 +28,12 @@ pub(crate) fn next_key() -> u64 {
 /// past that the other thread was probably preempted, and on a machine with
 /// more threads than cores spinning would only delay it, so it yields.
 pub(crate) struct Backoff {
+    #[cfg_attr(boc_loom, allow(dead_code))]
     step: u32,
 }
 
 impl Backoff {
+    #[cfg_attr(boc_loom, allow(dead_code))]
     const SPIN_LIMIT: u32 = 6;
 
     #[inline]
