@@ -1,15 +1,29 @@
 //! loom models of the two-phase-locking protocol: every interleaving (up to
 //! the preemption bound) of a few small schedules, checking mutual
-//! exclusion, per-cown FIFO, deadlock freedom and that every cown ends idle.
+//! exclusion, per-cown FIFO, deadlock freedom, that every behavior runs
+//! once and that every cown ends idle; and one model of [`crate::Watch`].
 //!
-//! Run with
-//! `RUSTFLAGS="--cfg boc_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p boc-core --lib loom_`.
+//! Run with `cargo xtask loom`, or by hand:
+//! `RUSTFLAGS="--cfg boc_loom" CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true LOOM_MAX_PREEMPTIONS=3
+//! cargo test --release -p boc-core --lib loom_`.
 //!
 //! Each cown's value is a log in a `loom::cell::UnsafeCell` that bodies
 //! append to, so loom itself reports a data race if two behaviors holding
 //! the same cown were ever not ordered by happens-before. Bookkeeping that
 //! is not part of the protocol (which behaviors ran) uses std types, which
 //! loom does not see and so cannot mask a race.
+//!
+//! Every model has at most two runnable threads. With three, two of them can
+//! spin-wait (yielding) on the third, and loom counts no preemption for a
+//! switch after a yield, so it explores the two spinners alternating
+//! without end and fails on `LOOM_MAX_BRANCHES` (see
+//! [`loom_three_cown_chain`]).
+//!
+//! Not checkable here: the Release/Acquire pair on `Request::scheduled`.
+//! It orders a predecessor's swaps on later cowns before ours in each cown's
+//! modification order (so we cannot overtake it there), but loom executes
+//! read-modify-writes in one total order, so weakening it to Relaxed goes
+//! unnoticed by these models.
 
 use crate::{CownHeader, Dispatch, Payload, Ready, schedule, schedule_one};
 use loom::cell::UnsafeCell;
@@ -26,8 +40,6 @@ struct TestCown {
 // SAFETY: `log` is only touched by behaviors holding this cown (which the
 // protocol orders; loom checks it) or after every thread has been joined.
 unsafe impl Sync for TestCown {}
-// SAFETY: as above; `Vec<u32>` is `Send`.
-unsafe impl Send for TestCown {}
 
 impl TestCown {
     fn new() -> Arc<Self> {

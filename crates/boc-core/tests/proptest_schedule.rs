@@ -22,7 +22,7 @@ const STALL: Duration = Duration::from_secs(3);
 
 /// Runs per case: a scheduling bug shows up only in some interleavings, and
 /// repeating keeps shrinking on track.
-const N_REPEATS: usize = 8;
+const N_REPEATS: usize = 32;
 
 /// One behavior of the generated program.
 #[derive(Clone, Debug)]
@@ -220,23 +220,34 @@ fn run_and_check(program: &Program) -> Result<(), String> {
         .collect();
 
     // Wait for every behavior; a run that stops making progress stands in
-    // for a deadlock.
+    // for a deadlock. (A wakeup is no proof of progress: a body's notify can
+    // arrive after its count was already seen.)
     {
         let mut n_done = observed.n_done.lock().unwrap();
-        // Measured against the clock: a single `wait_timeout` can return
-        // early (spuriously, or for the notify of an increment this thread
-        // already saw) without meaning that progress stopped.
-        let (mut n_before, mut last_progress) = (*n_done, Instant::now());
+        let mut n_seen = *n_done;
+        let mut progress_at = Instant::now();
         while *n_done < n_behaviors {
-            n_done = observed.done.wait_timeout(n_done, STALL).unwrap().0;
-            if *n_done != n_before {
-                (n_before, last_progress) = (*n_done, Instant::now());
-            } else if last_progress.elapsed() >= STALL {
+            n_done = observed.done.wait_timeout(n_done, STALL.saturating_sub(progress_at.elapsed())).unwrap().0;
+            if *n_done != n_seen {
+                n_seen = *n_done;
+                progress_at = Instant::now();
+            } else if progress_at.elapsed() >= STALL {
                 let n_done = *n_done;
                 // Threads may be stuck inside the protocol: leak everything
                 // rather than drop cowns that behaviors still hold.
                 std::mem::forget((cowns, pool, workers, schedulers));
-                return Err(format!("only {n_done} of {n_behaviors} behaviors ran; none finished for {STALL:?}"));
+                let waiting: Vec<String> = program
+                    .threads
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .filter(|(id, _)| observed.n_runs[*id].load(Ordering::Relaxed) == 0)
+                    .map(|(id, spec)| format!("{id} on {:?}", spec.cowns))
+                    .collect();
+                return Err(format!(
+                    "only {n_done} of {n_behaviors} behaviors ran; none finished for {STALL:?}; never ran: {}",
+                    waiting.join(", ")
+                ));
             }
         }
     }
@@ -344,10 +355,12 @@ fn find_cycle(n_behaviors: usize, logs: &[Vec<usize>]) -> Option<Vec<usize>> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        // 64 by default; `PROPTEST_CASES` raises it for a longer soak.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(64),
         // Each case in a child process, so a memory-safety bug that crashes
-        // the process or a deadlock (the child is killed at the timeout)
-        // still fails the case and shrinks like an assertion.
+        // the process, or a hang the stall check misses (the child is killed
+        // at the timeout), still fails the case and shrinks like an
+        // assertion.
         fork: true,
         timeout: 60_000,
         // Kept with the crate, next to its sources (the default would put
