@@ -7,7 +7,7 @@
 use crate::cown::CownHeader;
 use crate::primitive::{AtomicUsize, Backoff, Ordering};
 use crate::request::Request;
-use std::alloc::{self, Layout};
+use std::alloc::Layout;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
@@ -418,13 +418,8 @@ where
 }
 
 fn allocate(vtable: &VTable, n_slots: usize) -> NonNull<Header> {
-    let layout = block_layout(vtable, n_slots);
-    // SAFETY: the layout has a non-zero size (it contains a `Header`).
-    let raw = unsafe { alloc::alloc(layout) };
-    match NonNull::new(raw) {
-        Some(raw) => raw.cast(),
-        None => alloc::handle_alloc_error(layout),
-    }
+    // The layout has a non-zero size: it contains a `Header`.
+    crate::alloc::allocate(block_layout(vtable, n_slots)).cast()
 }
 
 /// Sorts the first `n` requests by cown key and removes duplicates (the
@@ -623,7 +618,7 @@ unsafe fn free(header: NonNull<Header>) {
         let vtable = header.as_ref().vtable;
         let layout = block_layout(vtable, header.as_ref().n_slots);
         (vtable.drop_payload)(header);
-        alloc::dealloc(header.as_ptr().cast(), layout);
+        crate::alloc::deallocate(header.cast(), layout);
     }
 }
 

@@ -36,6 +36,7 @@
 //! assert!(cown.is_idle());
 //! ```
 
+mod alloc;
 mod behavior;
 mod cown;
 mod primitive;
