@@ -292,18 +292,9 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.inner.terminator.close();
-        if shared.pool.is_worker_thread() {
-            // Unreachable for a `!Send` runtime unless it was built on a
-            // worker thread; waiting would wait for ourselves. The workers
-            // finish what is queued and exit; the shared state must outlive
-            // them (behaviors dispatch through it), so it is leaked.
-            shared.pool.shutdown();
-            std::mem::forget(Arc::clone(shared));
-            return;
-        }
-        // Pumps main-side work meanwhile when on the home thread (always,
-        // unless the drop runs inside a main-side behavior, where waiting
-        // is impossible and the queued work is dropped below).
+        // A `Runtime` is `!Send` and no behavior can own one (bodies are
+        // `Send + 'static`), so this runs on the home thread outside any
+        // behavior: the wait pumps main-side work until everything is done.
         let _ = self.handle.wait(None);
         shared.pool.shutdown();
         shared.inner.main.clear();
