@@ -39,7 +39,11 @@ impl<T> Drop for HomeOnly<T> {
 
 struct PinnedInner<T: 'static> {
     header: CownHeader,
-    value: UnsafeCell<Option<HomeOnly<T>>>,
+    /// Reached only through raw pointers (no reference to the whole cell is
+    /// ever made, so a body's `&mut T` is the only reference while it runs);
+    /// taken out once, by `Drop`.
+    value: UnsafeCell<ManuallyDrop<T>>,
+    home_thread: ThreadId,
     /// Where a last handle dropped off the home thread sends the value to
     /// be dropped at home.
     runtime: Weak<Shared>,
@@ -47,16 +51,18 @@ struct PinnedInner<T: 'static> {
 }
 
 // SAFETY: the value is reached only by main-side behaviors (run on the home
-// thread, one at a time by the protocol) and by `Drop` (which sends it home);
-// the rest is `Sync`.
+// thread, one at a time by the protocol) and by `Drop` (which drops it at
+// home or sends it there); the rest is `Sync`.
 unsafe impl<T: 'static> Sync for PinnedInner<T> {}
 // SAFETY: as above.
 unsafe impl<T: 'static> Send for PinnedInner<T> {}
 
 impl<T: 'static> Drop for PinnedInner<T> {
     fn drop(&mut self) {
-        let Some(value) = self.value.get_mut().take() else { return };
-        if std::thread::current().id() == value.home {
+        // SAFETY: the last handle is gone; the value is taken exactly once.
+        let value = unsafe { ManuallyDrop::take(self.value.get_mut()) };
+        let value = HomeOnly { value: ManuallyDrop::new(value), home: self.home_thread };
+        if std::thread::current().id() == self.home_thread {
             return; // `value` drops here, at home.
         }
         // Off the home thread: a main-side behavior with no cowns drops it
@@ -132,11 +138,11 @@ impl<T: 'static> PinnedCown<T> {
         if !handle.is_home_thread() {
             return Err(Error::NotHomeThread);
         }
-        let value = HomeOnly { value: ManuallyDrop::new(value), home: std::thread::current().id() };
         Ok(Self {
             inner: Arc::new(PinnedInner {
                 header: CownHeader::new(),
-                value: UnsafeCell::new(Some(value)),
+                value: UnsafeCell::new(ManuallyDrop::new(value)),
+                home_thread: std::thread::current().id(),
                 runtime: Arc::downgrade(&handle.shared),
                 home: handle.shared.home_id(),
             }),
@@ -159,11 +165,8 @@ impl<T: 'static> PinnedCown<T> {
     /// cown, which runs on the home thread, and only for the body's
     /// duration.
     pub(crate) fn value_ptr(&self) -> *mut T {
-        // SAFETY: reached only from a body holding the cown (exclusive, on
-        // the home thread); the value is present until the last handle drops.
-        let slot = unsafe { &mut *self.inner.value.get() };
-        let home_only = slot.as_mut().expect("a pinned cown's value is present while a handle exists");
-        std::ptr::from_mut::<T>(&mut home_only.value)
+        // `ManuallyDrop<T>` is `repr(transparent)`; no reference is made.
+        self.inner.value.get().cast::<T>()
     }
 
     /// The cown's place in the global acquisition order.
