@@ -1,5 +1,6 @@
 //! `Cown<T>`: a concurrently-owned value, reachable only from behaviors.
 
+use crate::Error;
 use boc_core::CownHeader;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
@@ -62,6 +63,34 @@ impl<T: Send + 'static> Cown<T> {
 }
 
 impl<T> Cown<T> {
+    /// Runs `f` on the value now, from outside any behavior, if the cown is
+    /// idle (no behavior holds or waits for it). Behaviors scheduled on the
+    /// cown meanwhile wait until `f` returns. It never blocks.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), boc::Error> {
+    /// let rt = boc::Runtime::builder().workers(2).build()?;
+    /// let total = boc::Cown::new(0_u64);
+    /// for n in 1..=10 {
+    ///     rt.when(&total, move |total| *total += n);
+    /// }
+    /// rt.quiesce()?;
+    /// assert_eq!(total.try_with(|total| *total)?, 55);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] if a behavior holds or waits for the cown (including
+    /// when called from inside a behavior that holds it).
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error> {
+        let _held = self.inner.header.try_acquire().ok_or(Error::Busy)?;
+        // SAFETY: the hold makes this the only access until it drops, after
+        // `f` returns; its acquisition orders every earlier body's writes
+        // before ours, and its release orders ours before later bodies.
+        Ok(f(unsafe { &mut *self.value_ptr() }))
+    }
+
     pub(crate) fn header(&self) -> &CownHeader {
         &self.inner.header
     }

@@ -24,8 +24,11 @@ pub enum Error {
     /// descriptor, the watchdog thread) could not be set up.
     #[error(transparent)]
     Pin(#[from] boc_pin::Error),
-    /// A pinned cown was created off its runtime's home thread.
-    #[error("a pinned cown can only be created on its runtime's home thread (the thread that built the runtime)")]
+    /// A pinned cown was created, or its value reached, off its runtime's
+    /// home thread.
+    #[error(
+        "a pinned cown's value can only be created or reached on its runtime's home thread (the thread that built the runtime)"
+    )]
     NotHomeThread,
     /// A pinned cown was scheduled on a runtime other than the one whose
     /// home thread owns it.
@@ -41,6 +44,11 @@ pub enum Error {
         /// The key of the duplicated cown.
         key: u64,
     },
+    /// A cown was not idle when accessed from outside a behavior: a
+    /// behavior holds it or waits for it. Schedule a behavior instead, or
+    /// try again after [`quiesce`](crate::Handle::quiesce).
+    #[error("the cown is busy: a behavior holds it or waits for it; schedule a behavior on it, or quiesce first")]
+    Busy,
     /// The behavior has not finished yet.
     #[error("the behavior has not finished yet")]
     NotFinished,

@@ -169,6 +169,32 @@ impl<T: 'static> PinnedCown<T> {
         self.inner.value.get().cast::<T>()
     }
 
+    /// Runs `f` on the value now, on the home thread, from outside any
+    /// behavior, if the cown is idle; behaviors scheduled on it meanwhile
+    /// wait until `f` returns. It never blocks.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), boc::Error> {
+    /// let rt = boc::Runtime::builder().workers(1).build()?;
+    /// let label = boc::PinnedCown::new(&rt, std::rc::Rc::new(String::from("idle")))?;
+    /// assert_eq!(label.try_with(|label| label.len())?, 4);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotHomeThread`] off the home thread (the value never leaves
+    /// it); [`Error::Busy`] if a behavior holds or waits for the cown.
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error> {
+        if std::thread::current().id() != self.inner.home_thread {
+            return Err(Error::NotHomeThread);
+        }
+        let _held = self.inner.header.try_acquire().ok_or(Error::Busy)?;
+        // SAFETY: on the home thread, and the hold makes this the only
+        // access until it drops (see `Cown::try_with`).
+        Ok(f(unsafe { &mut *self.value_ptr() }))
+    }
+
     /// The cown's place in the global acquisition order.
     pub fn key(&self) -> u64 {
         self.inner.header.key()

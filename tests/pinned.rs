@@ -301,3 +301,18 @@ fn the_watchdog_stays_silent_for_worker_only_work() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(reports.lock().unwrap().is_empty());
 }
+
+#[test]
+fn a_pinned_value_is_reachable_from_outside_only_at_home_and_when_idle() {
+    let rt = runtime(1);
+    let pinned = PinnedCown::new(&rt, Rc::new(RefCell::new(3_u32))).unwrap();
+    assert_eq!(pinned.try_with(|value| *value.borrow()).unwrap(), 3);
+    rt.when(&pinned, |value| *value.borrow_mut() += 1);
+    assert!(matches!(pinned.try_with(|_| ()), Err(Error::Busy)), "a behavior waits for it");
+    rt.quiesce().unwrap();
+    assert_eq!(pinned.try_with(|value| *value.borrow()).unwrap(), 4);
+    let elsewhere = pinned.clone();
+    let result =
+        std::thread::spawn(move || matches!(elsewhere.try_with(|_| ()), Err(Error::NotHomeThread))).join().unwrap();
+    assert!(result);
+}

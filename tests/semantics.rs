@@ -223,3 +223,53 @@ fn quiesce_timeout_reports_in_flight_work() {
     gate.wait();
     rt.quiesce().unwrap();
 }
+
+#[test]
+fn try_with_reads_and_writes_an_idle_cown_from_outside() {
+    let rt = runtime();
+    let cown = Cown::new(1_u32);
+    assert_eq!(cown.try_with(|v| *v).unwrap(), 1);
+    cown.try_with(|v| *v = 2).unwrap();
+    rt.when(&cown, |v| *v *= 10);
+    rt.quiesce().unwrap();
+    assert_eq!(cown.try_with(|v| *v).unwrap(), 20);
+    // From another thread too.
+    let other = cown.clone();
+    assert_eq!(std::thread::spawn(move || other.try_with(|v| *v).unwrap()).join().unwrap(), 20);
+}
+
+#[test]
+fn try_with_is_busy_while_a_behavior_holds_or_waits_and_holds_off_later_ones() {
+    let rt = runtime();
+    let cown = Cown::new(0_u32);
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let inside = Arc::clone(&gate);
+    rt.when(&cown, move |_| {
+        inside.wait();
+    });
+    assert!(matches!(cown.try_with(|v| *v), Err(Error::Busy)));
+    gate.wait();
+    rt.quiesce().unwrap();
+    // While the closure runs, a behavior scheduled on the cown waits.
+    let ran = Arc::new(AtomicUsize::new(0));
+    let seen_inside = cown
+        .try_with(|v| {
+            *v = 5;
+            let ran_inside = Arc::clone(&ran);
+            rt.when(&cown, move |v| {
+                *v += 1;
+                ran_inside.fetch_add(1, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            ran.load(Ordering::SeqCst)
+        })
+        .unwrap();
+    assert_eq!(seen_inside, 0, "the behavior waited for the hold");
+    rt.quiesce().unwrap();
+    assert_eq!(cown.try_with(|v| *v).unwrap(), 6);
+    // Inside a behavior that holds it: busy, never a deadlock.
+    let same = cown.clone();
+    let inner = rt.when(&cown, move |_| matches!(same.try_with(|v| *v), Err(Error::Busy)));
+    rt.quiesce().unwrap();
+    assert!(inner.take().unwrap());
+}

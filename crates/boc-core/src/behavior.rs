@@ -535,13 +535,44 @@ unsafe fn dispatch(header: NonNull<Header>) {
 ///
 /// `header` is a live behavior and the caller owns `count` of its
 /// outstanding acquisitions.
-unsafe fn resolve(header: NonNull<Header>, count: usize) {
+pub(crate) unsafe fn resolve(header: NonNull<Header>, count: usize) {
     // SAFETY: alive until `pending` reaches zero, which only happens here or
     // in its own phase 2.
     if unsafe { header.as_ref() }.pending.fetch_sub(count, Ordering::AcqRel) == count {
         // SAFETY: we took `pending` to zero.
         unsafe { dispatch(header) };
     }
+}
+
+/// Step 5 for one request: makes the cown idle again, or returns the
+/// behavior queued behind it (whose acquisition the caller must resolve).
+///
+/// # Safety
+///
+/// The caller holds `request`'s cown through `request` (it is at the head
+/// of the cown's queue) and releases it exactly once.
+pub(crate) unsafe fn hand_over(request: &Request) -> Option<NonNull<Header>> {
+    let mut next = request.next.load(Ordering::Acquire);
+    if next.is_null() {
+        // SAFETY: we hold the cown, so it is alive.
+        let cown = unsafe { request.cown.as_ref() };
+        let own = ptr::from_ref(request).cast_mut();
+        if cown.last.compare_exchange(own, ptr::null_mut(), Ordering::Release, Ordering::Relaxed).is_ok() {
+            return None;
+        }
+        // A successor swapped itself in but has not linked yet.
+        let mut backoff = Backoff::new();
+        loop {
+            next = request.next.load(Ordering::Acquire);
+            if !next.is_null() {
+                break;
+            }
+            backoff.snooze();
+        }
+    }
+    // SAFETY: the successor cannot run, so cannot be freed, before we
+    // resolve it; the Acquire load above makes its fields visible.
+    Some(unsafe { (*next).behavior })
 }
 
 /// Release (PROTOCOL.md, step 5), then drops the payload and frees.
@@ -557,27 +588,8 @@ unsafe fn release_and_free(header: NonNull<Header>) {
     // whose successors are one behavior are resolved in one step.
     let mut batch: Option<(NonNull<Header>, usize)> = None;
     for request in requests {
-        let mut next = request.next.load(Ordering::Acquire);
-        if next.is_null() {
-            // SAFETY: we hold the cown, so it is alive.
-            let cown = unsafe { request.cown.as_ref() };
-            let own = ptr::from_ref(request).cast_mut();
-            if cown.last.compare_exchange(own, ptr::null_mut(), Ordering::Release, Ordering::Relaxed).is_ok() {
-                continue;
-            }
-            // A successor swapped itself in but has not linked yet.
-            let mut backoff = Backoff::new();
-            loop {
-                next = request.next.load(Ordering::Acquire);
-                if !next.is_null() {
-                    break;
-                }
-                backoff.snooze();
-            }
-        }
-        // SAFETY: the successor cannot run, so cannot be freed, before we
-        // resolve it; the Acquire load above makes its fields visible.
-        let successor = unsafe { (*next).behavior };
+        // SAFETY: we hold the request's cown.
+        let Some(successor) = (unsafe { hand_over(request) }) else { continue };
         batch = match batch {
             Some((behavior, count)) if behavior == successor => Some((behavior, count + 1)),
             Some((behavior, count)) => {

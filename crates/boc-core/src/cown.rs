@@ -3,7 +3,7 @@
 
 use crate::primitive::{AtomicPtr, Ordering, next_key};
 use crate::request::Request;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 /// The protocol state of one cown: the tail of its request queue and its key
 /// in the global acquisition order.
@@ -51,6 +51,82 @@ impl CownHeader {
     /// schedules).
     pub fn is_idle(&self) -> bool {
         self.last.load(Ordering::Acquire).is_null()
+    }
+}
+
+impl CownHeader {
+    /// Holds the cown now if it is idle (no behavior holds or waits for
+    /// it), for access from outside any behavior; `None` if it is not.
+    ///
+    /// While the returned [`Held`] lives, behaviors scheduled on the cown
+    /// queue behind it, exactly as behind a behavior; dropping it releases
+    /// the cown to them. It never waits.
+    ///
+    /// ```
+    /// use boc_core::CownHeader;
+    /// let cown = CownHeader::new();
+    /// let held = cown.try_acquire().expect("a new cown is idle");
+    /// assert!(cown.try_acquire().is_none(), "held until dropped");
+    /// drop(held);
+    /// assert!(cown.is_idle());
+    /// ```
+    pub fn try_acquire(&self) -> Option<Held<'_>> {
+        // Never dereferenced: a hold has no predecessor (it is taken only
+        // on an idle cown), so nobody resolves it.
+        let no_behavior = NonNull::dangling();
+        let request = Request::new(self, no_behavior);
+        // Phase 1 is already complete for a one-request "behavior" that
+        // takes the cown only when free: a successor may link at once.
+        request.scheduled.store(true, Ordering::Relaxed);
+        // A raw pointer from the start: the queue holds this address, and a
+        // `Box` moved around with the `Held` would reassert uniqueness over
+        // memory that successors write through it.
+        let own = Box::into_raw(Box::new(request));
+        // AcqRel: Acquire pairs with the Release CAS of the last releaser
+        // (its body's writes happen before our access); Release publishes
+        // the request's fields to the next swapper.
+        match self.last.compare_exchange(ptr::null_mut(), own, Ordering::AcqRel, Ordering::Relaxed) {
+            // SAFETY: `own` is from `Box::into_raw`, so non-null.
+            Ok(_) => Some(Held { request: unsafe { NonNull::new_unchecked(own) }, _cown: std::marker::PhantomData }),
+            Err(_) => {
+                // SAFETY: never published; we still own it.
+                drop(unsafe { Box::from_raw(own) });
+                None
+            }
+        }
+    }
+}
+
+/// A cown held from outside any behavior; see [`CownHeader::try_acquire`].
+/// Dropping it hands the cown to the behavior queued behind it, if any.
+pub struct Held<'a> {
+    /// From `Box::into_raw`: its address is in the cown's queue until the
+    /// drop, which frees it.
+    request: NonNull<Request>,
+    _cown: std::marker::PhantomData<&'a CownHeader>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the hold is the head of the cown's queue and is released
+        // once, here; a successor's behavior waits for this resolve. After
+        // `hand_over` no other thread refers to the request, so it is freed.
+        unsafe {
+            if let Some(successor) = crate::behavior::hand_over(self.request.as_ref()) {
+                crate::behavior::resolve(successor, 1);
+            }
+            drop(Box::from_raw(self.request.as_ptr()));
+        }
+    }
+}
+
+// SAFETY: the request is only touched through atomics and freed by the
+// owner of the `Held`; the cown it borrows is `Sync`.
+unsafe impl Send for Held<'_> {}
+
+impl std::fmt::Debug for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held").finish_non_exhaustive()
     }
 }
 

@@ -48,4 +48,4 @@ mod loom_tests;
 mod tests;
 
 pub use behavior::{Dispatch, Payload, Ready, Watch, schedule, schedule_one, schedule_one_watched, schedule_watched};
-pub use cown::CownHeader;
+pub use cown::{CownHeader, Held};

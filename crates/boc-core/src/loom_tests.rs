@@ -515,3 +515,36 @@ fn loom_two_behaviors_each() {
         assert_idle(&[&a, &b]);
     });
 }
+
+/// A hold from outside any behavior (`CownHeader::try_acquire`) races a
+/// behavior scheduled on another thread: either the hold fails (the
+/// behavior got there first), or the behavior queues behind it and runs
+/// after the hold is dropped. The hold's write and the body's write to the
+/// log are ordered either way (loom checks), and the cown ends idle.
+#[test]
+fn loom_hold_races_schedule() {
+    loom::model(|| {
+        let a = TestCown::new();
+        let ran = new_ran();
+        let spawned = {
+            let (a, ran) = (a.clone(), ran.clone());
+            thread::spawn(move || when(&[&a], 1, &ran, &Inline))
+        };
+        let held = a.header.try_acquire();
+        let got_it = held.is_some();
+        if let Some(held) = held {
+            // SAFETY: the hold makes this access exclusive (loom checks).
+            a.log.with_mut(|log| unsafe { (*log).push(0) });
+            drop(held);
+        }
+        spawned.join().unwrap();
+        assert_ran_once(&ran, &[1]);
+        let log = a.log();
+        if got_it {
+            assert!(log == [0, 1] || log == [1, 0], "log {log:?}");
+        } else {
+            assert_eq!(log, [1]);
+        }
+        assert_idle(&[&a]);
+    });
+}

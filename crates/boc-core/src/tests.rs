@@ -398,3 +398,79 @@ fn watch_and_run_race_from_two_threads() {
     }
     assert_eq!(*drops.lock().unwrap(), n);
 }
+
+#[test]
+fn a_hold_from_outside_queues_behaviors_behind_it() {
+    let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
+    let held = cown.try_acquire().expect("idle");
+    // SAFETY: cown and queue outlive the behavior.
+    unsafe { schedule_one(&cown, Record::new(1, &log), 0, &queue) };
+    assert_eq!(queue.len(), 0, "the behavior waits for the hold");
+    assert!(cown.try_acquire().is_none(), "not idle: held, and a behavior waits");
+    drop(held);
+    queue.pop().expect("the drop handed the cown over").run();
+    assert_eq!(*log.lock().unwrap(), [1]);
+    assert!(cown.is_idle());
+}
+
+#[test]
+fn a_hold_is_refused_while_a_behavior_holds_the_cown() {
+    let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
+    // SAFETY: cown and queue outlive the behavior.
+    unsafe { schedule_one(&cown, Record::new(1, &log), 0, &queue) };
+    assert!(cown.try_acquire().is_none());
+    queue.run_all();
+    let held = cown.try_acquire().expect("idle again after the release");
+    drop(held);
+    assert!(cown.is_idle());
+}
+
+#[test]
+fn a_multi_cown_behavior_waits_for_a_hold_on_one_of_its_cowns() {
+    let (a, b, queue, log) = (CownHeader::new(), CownHeader::new(), Queue::default(), log());
+    let held = b.try_acquire().unwrap();
+    // SAFETY: cowns and queue outlive the behavior.
+    unsafe { schedule([&a, &b], Record::new(7, &log), 0, &queue) };
+    assert_eq!(queue.len(), 0);
+    assert!(a.try_acquire().is_none(), "the behavior already queued on a");
+    drop(held);
+    queue.run_all();
+    assert_eq!(*log.lock().unwrap(), [7]);
+    assert!(a.is_idle() && b.is_idle());
+}
+
+#[test]
+fn holds_race_schedules_from_threads() {
+    let n = if cfg!(miri) { 20 } else { 2_000 };
+    let shared = Arc::new(Shared {
+        headers: [CownHeader::new(), CownHeader::new(), CownHeader::new()],
+        values: [100.into(), 100.into(), 100.into()],
+    });
+    let scheduler = {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for i in 0..n {
+                let (from, to) = (i % 3, (i + 1) % 3);
+                let payload = Transfer { shared: Arc::clone(&shared), from, to };
+                let cowns = [&shared.headers[from], &shared.headers[to]];
+                // SAFETY: the payload owns an Arc to the cowns; Inline is static.
+                unsafe { schedule(cowns, payload, 0, &Inline) };
+            }
+        })
+    };
+    let mut n_held = 0;
+    for i in 0..n {
+        if let Some(held) = shared.headers[i % 3].try_acquire() {
+            // SAFETY: the hold gives exclusive access to value `i % 3`.
+            unsafe { *shared.values[i % 3].get() += 0 };
+            n_held += 1;
+            drop(held);
+        }
+    }
+    scheduler.join().unwrap();
+    assert!(n_held > 0 || cfg!(miri));
+    assert!(shared.headers.iter().all(CownHeader::is_idle));
+    // SAFETY: every behavior ran inline and all threads are joined.
+    let total: u64 = shared.values.iter().map(|v| unsafe { *v.get() }).sum();
+    assert_eq!(total, 300);
+}
