@@ -82,10 +82,7 @@ impl Dispatch for Shared {
         let pinned = behavior.flags() & PINNED != 0;
         match Affinity::classify([pinned], self.n_workers) {
             Affinity::Worker => self.pool.spawn(behavior),
-            Affinity::Main => {
-                let label = behavior.label();
-                self.inner.main.push(behavior, label);
-            }
+            Affinity::Main => self.inner.main.push_labeled(behavior, Ready::label),
         }
     }
 }

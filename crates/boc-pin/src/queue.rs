@@ -192,6 +192,12 @@ pub struct MainQueue<T> {
     /// orders nothing and no protocol decision reads it: a reader gets a
     /// length the queue had at some recent moment.
     pub(crate) n_queued: AtomicUsize,
+    /// Whether a watchdog is configured, so [`MainQueue::push_labeled`] can
+    /// skip making labels nobody will read. Written (Relaxed) by
+    /// `set_watchdog` under the lock, read (Relaxed) by `push_labeled`
+    /// outside it; orders nothing (a label is advisory: a push racing the
+    /// watchdog's first configuration may go unlabelled).
+    pub(crate) watchdog_on: AtomicBool,
     /// The home thread is inside `pump`.
     ///
     /// Written (Relaxed) only by the home thread: `true` when a pump
@@ -247,6 +253,7 @@ impl<T: Send + 'static> MainQueue<T> {
             n_queued: AtomicUsize::new(0),
             is_pumping: AtomicBool::new(false),
             signal: Signal::new(),
+            watchdog_on: AtomicBool::new(false),
             n_wait_wakeups: AtomicUsize::new(0),
         };
         if config.watchdog.is_some() {
@@ -284,6 +291,23 @@ impl<T: Send + 'static> MainQueue<T> {
         if was_empty {
             self.became_non_empty(state);
         }
+    }
+
+    /// [`push`](MainQueue::push), with the label made by `label` only if a
+    /// watchdog is configured to read it (formatting one for every task
+    /// would tax the hot path for nothing when the watchdog is off).
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// let queue = MainQueue::new(MainConfig { watchdog: None })?;
+    /// queue.push_labeled(7_u32, |task| Some(format!("task {task}").into()));
+    /// assert_eq!(queue.len(), 1);
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    pub fn push_labeled(&self, task: T, label: impl FnOnce(&T) -> Option<Arc<str>>) {
+        let label = if self.watchdog_on.load(Ordering::Relaxed) { label(&task) } else { None };
+        self.push(task, label);
     }
 
     /// The transition empty -> non-empty, observed under the lock by the

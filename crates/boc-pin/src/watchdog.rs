@@ -39,7 +39,6 @@
 //! global lock for one, would otherwise deadlock the drop).
 
 use crate::error::Error;
-#[cfg(test)]
 use crate::primitive::Ordering;
 use crate::queue::{MainQueue, Shared, State, spawn_watchdog};
 use std::fmt;
@@ -185,6 +184,7 @@ impl<T: Send + 'static> MainQueue<T> {
             spawn_watchdog(&self.shared)?;
             state.watchdog_started = true;
         }
+        self.watchdog_on.store(config.is_some(), Ordering::Relaxed);
         let previous = std::mem::replace(&mut state.watchdog, config);
         drop(state);
         // Outside the lock: dropping a sink may run arbitrary code.

@@ -348,3 +348,21 @@ fn len_and_is_empty_follow_push_and_pump() {
     queue.pump(&|()| Outcome::Ok, Budget::unbounded()).unwrap();
     assert!(queue.is_empty());
 }
+
+#[test]
+fn push_labeled_makes_a_label_only_when_a_watchdog_will_read_it() {
+    use boc_pin::WatchdogConfig;
+    use std::cell::Cell;
+    let queue = MainQueue::new(MainConfig { watchdog: None }).unwrap();
+    let n_labels = Cell::new(0);
+    let label = |_: &u32| {
+        n_labels.set(n_labels.get() + 1);
+        Some("labelled".into())
+    };
+    queue.push_labeled(1, label);
+    assert_eq!(n_labels.get(), 0, "no watchdog: no label made");
+    queue.set_watchdog(Some(WatchdogConfig::new(std::time::Duration::from_secs(60)))).unwrap();
+    queue.push_labeled(2, label);
+    assert_eq!(n_labels.get(), 1);
+    assert_eq!(queue.len(), 2);
+}
