@@ -34,6 +34,7 @@ pub(crate) const MAX_RECYCLED: usize = CLASS_STEP * N_CLASSES;
 /// Blocks moved between threads at a time.
 const BATCH: usize = 32;
 /// Full batches kept per size class.
+#[cfg(not(boc_loom))]
 const CAPACITY: usize = 64;
 
 /// A free block; only its address travels between threads.
@@ -43,6 +44,7 @@ struct FreeBlock(NonNull<u8>);
 // refers to it, so it may move between threads.
 unsafe impl Send for FreeBlock {}
 
+#[cfg(not(boc_loom))]
 type Batch = Vec<FreeBlock>;
 
 #[cfg(not(boc_loom))]
@@ -53,6 +55,7 @@ fn shared_batches() -> &'static [crossbeam_queue::ArrayQueue<Batch>; N_CLASSES] 
 }
 
 /// One thread's free blocks of one class.
+#[cfg(not(boc_loom))]
 #[derive(Default)]
 struct Local {
     /// Blocks this thread freed, handed to others as a batch when full.
