@@ -5,7 +5,10 @@
 
 #![cfg(all(target_os = "linux", not(boc_loom)))]
 
+mod common;
+
 use boc_pin::{Budget, MainConfig, MainQueue, Outcome, PumpError};
+use common::PushOnDrop;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -208,18 +211,6 @@ fn a_push_from_another_thread_during_pump_is_announced_when_pump_returns() {
     assert_eq!(n_calls.load(Ordering::SeqCst), 2);
     drain(&queue);
     assert!(!is_readable(&queue));
-}
-
-/// Pushes onto its queue when dropped: code that must not run under the
-/// queue's lock.
-struct PushOnDrop(std::sync::Weak<MainQueue<u32>>);
-
-impl Drop for PushOnDrop {
-    fn drop(&mut self) {
-        if let Some(queue) = self.0.upgrade() {
-            queue.push(99, None);
-        }
-    }
 }
 
 #[test]

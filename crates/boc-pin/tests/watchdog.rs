@@ -5,7 +5,10 @@
 
 #![cfg(not(boc_loom))] // loom's primitives only work inside a model
 
+mod common;
+
 use boc_pin::{Budget, MAX_REPORTED_LABELS, MainConfig, MainQueue, Outcome, StarvationReport, WatchdogConfig};
+use common::PushOnDrop;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -162,18 +165,6 @@ fn a_panicking_sink_does_not_stop_the_watchdog() {
     queue.pump(&|_: i32| Outcome::Ok, Budget::count(1)).unwrap();
     assert_eq!(reports.recv_timeout(REPORT_TIMEOUT).unwrap(), 1);
     drain(&queue);
-}
-
-/// Pushes onto its queue when dropped: code that must not run under the
-/// queue's lock.
-struct PushOnDrop(std::sync::Weak<MainQueue<u32>>);
-
-impl Drop for PushOnDrop {
-    fn drop(&mut self) {
-        if let Some(queue) = self.0.upgrade() {
-            queue.push(99, None);
-        }
-    }
 }
 
 #[test]
