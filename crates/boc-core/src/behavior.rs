@@ -176,6 +176,19 @@ impl Ready {
         unsafe { (self.header.as_ref().vtable.run)(self.header) };
     }
 
+    /// Runs the body but keeps the cowns: they are released when the
+    /// returned [`Ran`] drops. For a runtime whose bodies run in a context
+    /// the release must stay out of (a binding that runs bodies attached to
+    /// an interpreter releases after detaching). If the body panics, the
+    /// cowns are released during unwinding and the panic continues.
+    pub fn run_held(self) -> Ran {
+        // SAFETY: as in `run`. On unwind `self` drops and releases.
+        unsafe { (self.header.as_ref().vtable.run)(self.header) };
+        let header = self.header;
+        std::mem::forget(self);
+        Ran { header }
+    }
+
     /// [`run`](Self::run), then reports whether the body failed
     /// ([`Payload::failed`]), read before the behavior is released.
     pub fn run_and_report(self) -> bool {
@@ -218,6 +231,38 @@ impl Drop for Ready {
 impl std::fmt::Debug for Ready {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ready").field("n_cowns", &self.n_cowns()).field("flags", &self.flags()).finish()
+    }
+}
+
+/// A behavior whose body has run (by [`Ready::run_held`]) and which still
+/// holds its cowns; dropping it releases them (resolving the behaviors
+/// waiting behind them) and frees the behavior.
+pub struct Ran {
+    header: NonNull<Header>,
+}
+
+// SAFETY: as for `Ready`: the unique owner of its behavior.
+unsafe impl Send for Ran {}
+
+impl Ran {
+    /// Whether the body failed ([`Payload::failed`]).
+    pub fn failed(&self) -> bool {
+        // SAFETY: we own the behavior, which has run; the payload is read.
+        unsafe { (self.header.as_ref().vtable.failed)(self.header) }
+    }
+}
+
+impl Drop for Ran {
+    fn drop(&mut self) {
+        // SAFETY: we own the behavior, which holds all its cowns; `Ready`
+        // gave up its ownership (forgotten) when this was made.
+        unsafe { release_and_free(self.header) };
+    }
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ran").finish_non_exhaustive()
     }
 }
 

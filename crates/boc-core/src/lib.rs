@@ -47,5 +47,7 @@ mod loom_tests;
 #[cfg(test)]
 mod tests;
 
-pub use behavior::{Dispatch, Payload, Ready, Watch, schedule, schedule_one, schedule_one_watched, schedule_watched};
+pub use behavior::{
+    Dispatch, Payload, Ran, Ready, Watch, schedule, schedule_one, schedule_one_watched, schedule_watched,
+};
 pub use cown::{CownHeader, Held};

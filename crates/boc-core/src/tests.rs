@@ -474,3 +474,22 @@ fn holds_race_schedules_from_threads() {
     let total: u64 = shared.values.iter().map(|v| unsafe { *v.get() }).sum();
     assert_eq!(total, 300);
 }
+
+#[test]
+fn run_held_releases_when_dropped() {
+    let (log, queue) = (log(), Queue::default());
+    let cown = CownHeader::new();
+    // SAFETY: the cown and the queue outlive both behaviors, run below.
+    unsafe {
+        schedule_one(&cown, Record::new(1, &log), 0, &queue);
+        schedule_one(&cown, Record::new(2, &log), 0, &queue);
+    }
+    let ran = queue.pop().expect("the first behavior is ready").run_held();
+    assert_eq!(*log.lock().unwrap(), [1]);
+    assert!(!ran.failed());
+    assert_eq!(queue.len(), 0, "the successor waits while the cown is held");
+    drop(ran);
+    queue.run_all();
+    assert_eq!(*log.lock().unwrap(), [1, 2]);
+    assert!(cown.is_idle());
+}

@@ -229,6 +229,34 @@ impl<T: Send + 'static> MainQueue<T> {
     /// [`Error::Spawn`] if the watchdog thread cannot be started.
     pub fn new(config: MainConfig) -> Result<Self, Error> {
         let home = current_thread();
+        Self::with_home_id(config, home.id(), home.name().map(str::to_owned))
+    }
+
+    /// Creates a queue whose home thread is `home`, which need not be the
+    /// calling thread: for a runtime started lazily from any thread whose
+    /// home must still be a particular one (a Python binding's home is the
+    /// interpreter's main thread, whoever starts the runtime).
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// let home = std::thread::current();
+    /// let queue = std::thread::spawn(move || MainQueue::<u32>::with_home(MainConfig { watchdog: None }, home))
+    ///     .join()
+    ///     .unwrap()?;
+    /// assert!(queue.is_home_thread());
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Spawn`] if the watchdog thread cannot be started.
+    #[cfg(not(boc_loom))]
+    pub fn with_home(config: MainConfig, home: std::thread::Thread) -> Result<Self, Error> {
+        Self::with_home_id(config, home.id(), home.name().map(str::to_owned))
+    }
+
+    fn with_home_id(config: MainConfig, home: ThreadId, home_name: Option<String>) -> Result<Self, Error> {
         let queue = Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -247,8 +275,8 @@ impl<T: Send + 'static> MainQueue<T> {
                 #[cfg(test)]
                 n_watchdog_wakeups: AtomicUsize::new(0),
             }),
-            home: home.id(),
-            home_name: home.name().map(str::to_owned),
+            home,
+            home_name,
             home_wakeup: Condvar::new(),
             n_queued: AtomicUsize::new(0),
             is_pumping: AtomicBool::new(false),
