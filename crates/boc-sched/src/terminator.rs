@@ -149,6 +149,15 @@ impl Terminator {
         self.count.fetch_or(CLOSED, Ordering::SeqCst);
     }
 
+    /// Closes the terminator only if the count is zero, in one step, and
+    /// returns whether it did. Unlike [`close`](Terminator::close) after a
+    /// [`wait_idle`](Terminator::wait_idle), no work can slip in between:
+    /// for a runtime that stops its workers once idle and lets new work
+    /// start a fresh one.
+    pub fn try_close_idle(&self) -> bool {
+        self.count.compare_exchange(0, CLOSED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
     /// True once [`close`](Terminator::close) has been called.
     pub fn is_closed(&self) -> bool {
         self.count.load(Ordering::SeqCst) & CLOSED != 0

@@ -138,3 +138,17 @@ fn try_increment_racing_close_is_either_counted_or_refused() {
         assert!(terminator.wait_idle(Some(Duration::ZERO)));
     }
 }
+
+#[test]
+fn try_close_idle_closes_only_at_zero() {
+    let terminator = Terminator::new();
+    terminator.increment();
+    assert!(!terminator.try_close_idle(), "work in flight: stays open");
+    assert!(terminator.try_increment());
+    terminator.decrement();
+    terminator.decrement();
+    assert!(terminator.try_close_idle());
+    assert!(terminator.is_closed());
+    assert!(!terminator.try_increment(), "closed: new work refused");
+    assert_eq!(terminator.count(), 0);
+}
