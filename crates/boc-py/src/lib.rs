@@ -1,1 +1,33 @@
-//! Python bindings for boc (skeleton; the Python package issue fills it in).
+//! The `boc._boc` extension module: Python bindings of the boc runtime.
+//!
+//! Only `Py*` wrappers and their glue live here; the protocol, the pool and
+//! the pump are the lower crates'. The Python package `boc`
+//! (`python/boc/`) re-exports these names and adds the pure-Python parts.
+
+mod behavior;
+mod cown;
+mod errors;
+mod primitive;
+mod runtime;
+
+use pyo3::prelude::*;
+
+/// The extension module. Free-threading safe: no state relies on the GIL.
+#[pymodule(gil_used = false)]
+fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    runtime::init(module.py())?;
+    module.add_class::<cown::PyCown>()?;
+    module.add_class::<cown::PyPinnedCown>()?;
+    module.add_class::<behavior::When>()?;
+    module.add_function(wrap_pyfunction!(behavior::when, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::start, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::wait, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::quiesce, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::stop, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::pump, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::pump_fd, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::set_pump_waker, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::set_pump_watchdog, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::_state, module)?)?;
+    Ok(())
+}

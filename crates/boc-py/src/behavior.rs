@@ -1,0 +1,298 @@
+//! `@when`: what a Python behavior carries ([`PyBody`]), how it is
+//! scheduled, and which cowns the running behavior holds (for `.value`).
+
+use crate::cown::{CownCore, PyCown};
+use crate::runtime::{self, PINNED, Running};
+use boc_core::Payload;
+use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+thread_local! {
+    /// The distinct cowns (sorted by key) of the behavior running on this
+    /// thread, while its body runs.
+    static CURRENT: Cell<Option<*const [Arc<CownCore>]>> = const { Cell::new(None) };
+    /// Set by `pump` around each main-side behavior.
+    static MAIN_CONTEXT: RefCell<Option<MainState>> = const { RefCell::new(None) };
+}
+
+/// True while a behavior's body runs on this thread.
+pub(crate) fn in_behavior() -> bool {
+    CURRENT.with(Cell::get).is_some()
+}
+
+/// True if the behavior running on this thread holds `core`.
+pub(crate) fn holds(core: &CownCore) -> bool {
+    let Some(cowns) = CURRENT.with(Cell::get) else { return false };
+    // SAFETY: set by `Current::enter` to the running payload's cowns, which
+    // outlive the body; cleared when the body returns.
+    let cowns = unsafe { &*cowns };
+    cowns.binary_search_by_key(&core.key(), |cown| cown.key()).is_ok_and(|idx| std::ptr::eq(&*cowns[idx], core))
+}
+
+/// Marks a behavior's cowns as held by this thread while its body runs.
+struct Current(Option<*const [Arc<CownCore>]>);
+
+impl Current {
+    fn enter(cowns: &[Arc<CownCore>]) -> Self {
+        Self(CURRENT.with(|current| current.replace(Some(std::ptr::from_ref(cowns)))))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.0));
+    }
+}
+
+/// What a main-side behavior tells the pump running it.
+struct MainState {
+    raise_on_error: bool,
+    /// An exception to raise from pump once the behavior is released.
+    stop: Option<PyErr>,
+}
+
+/// Marks the main thread as running a main-side behavior for `pump`.
+pub(crate) struct MainContext(());
+
+impl MainContext {
+    pub(crate) fn enter(raise_on_error: bool) -> Self {
+        MAIN_CONTEXT.with(|context| *context.borrow_mut() = Some(MainState { raise_on_error, stop: None }));
+        Self(())
+    }
+
+    /// The exception the behavior wants pump to raise.
+    pub(crate) fn take_stop(&self) -> Option<PyErr> {
+        MAIN_CONTEXT.with(|context| context.borrow_mut().as_mut().and_then(|state| state.stop.take()))
+    }
+}
+
+impl Drop for MainContext {
+    fn drop(&mut self) {
+        MAIN_CONTEXT.with(|context| *context.borrow_mut() = None);
+    }
+}
+
+/// A scheduled Python behavior.
+pub(crate) struct PyBody {
+    function: Option<Py<PyAny>>,
+    /// The arguments as given to `when` (lists copied), passed to the body.
+    args: Option<Py<PyTuple>>,
+    /// The distinct cowns of the request set, result cown included, sorted
+    /// by key; kept (by `Arc`) until the behavior is released.
+    cowns: Box<[Arc<CownCore>]>,
+    result: Option<Arc<CownCore>>,
+    running: Arc<Running>,
+    label: Option<Arc<str>>,
+    failed: bool,
+}
+
+impl PyBody {
+    fn run_attached(&mut self, py: Python<'_>) {
+        let (Some(function), Some(args), Some(result)) = (self.function.take(), self.args.take(), &self.result) else {
+            return;
+        };
+        let outcome = {
+            let _current = Current::enter(&self.cowns);
+            function.bind(py).call1(args.bind(py))
+        };
+        // SAFETY: the behavior holds its result cown (it is in the request
+        // set) until it is released, after this; attached.
+        let slot = unsafe { result.slot_mut() };
+        match outcome {
+            Ok(value) => slot.value = Some(value.unbind()),
+            Err(error) => {
+                self.failed = true;
+                let is_base = !error.is_instance_of::<PyException>(py);
+                slot.value = Some(error.clone_ref(py).into_value(py).into_any());
+                slot.is_exception = true;
+                slot.origin = Some(self.label.clone().unwrap_or_else(|| describe_function(function.bind(py)).into()));
+                MAIN_CONTEXT.with(|context| {
+                    if let Some(state) = context.borrow_mut().as_mut()
+                        && (is_base || state.raise_on_error)
+                    {
+                        slot.retrieved = true;
+                        state.stop = Some(error);
+                    }
+                });
+            }
+        }
+        drop((function, args));
+    }
+}
+
+impl Payload for PyBody {
+    fn run(&mut self) {
+        Python::attach(|py| self.run_attached(py));
+    }
+
+    fn released(&mut self) {
+        if self.function.is_some()
+            && let Some(result) = &self.result
+        {
+            result.mark_lost();
+        }
+        // Before the count goes down, so that whatever these cowns leave
+        // for the graveyard is there when a waiter sees quiescence.
+        self.cowns = Box::new([]);
+        self.result = None;
+        self.running.finished();
+    }
+
+    fn failed(&self) -> bool {
+        self.failed
+    }
+
+    fn label(&self) -> Option<Arc<str>> {
+        self.label.clone()
+    }
+}
+
+/// `qualname (file:line)` of a behavior's function, for diagnostics.
+pub(crate) fn describe_function(function: &Bound<'_, PyAny>) -> String {
+    let name = function
+        .getattr("__qualname__")
+        .or_else(|_| function.getattr("__name__"))
+        .map_or_else(|_| function.to_string(), |name| name.to_string());
+    let location = function.getattr("__code__").ok().and_then(|code| {
+        let file = code.getattr("co_filename").ok()?;
+        let line = code.getattr("co_firstlineno").ok()?;
+        Some(format!("{file}:{line}"))
+    });
+    match location {
+        Some(location) => format!("{name} ({location})"),
+        None => name,
+    }
+}
+
+/// The decorator `when(*cowns)` returns: validated arguments, waiting for
+/// the function.
+#[pyclass(name = "when", module = "boc", frozen)]
+pub(crate) struct When {
+    args: Py<PyTuple>,
+    /// Every cown named, lists flattened, with duplicates.
+    cowns: Vec<Arc<CownCore>>,
+    pinned: bool,
+}
+
+/// `when(*cowns)`: checks the arguments; the decorator schedules.
+#[pyfunction(name = "when", signature = (*cowns))]
+pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
+    let py = cowns.py();
+    let mut flat = Vec::with_capacity(cowns.len());
+    let mut args = Vec::with_capacity(cowns.len());
+    for (arg_idx, arg) in cowns.iter().enumerate() {
+        if let Ok(cown) = arg.cast::<PyCown>() {
+            flat.push(Arc::clone(&cown.get().core));
+            args.push(arg);
+        } else if let Ok(list) = arg.cast::<PyList>() {
+            let items = list.iter().collect::<Vec<_>>();
+            for (item_idx, item) in items.iter().enumerate() {
+                let Ok(cown) = item.cast::<PyCown>() else {
+                    return Err(PyTypeError::new_err(format!(
+                        "when() takes cowns or lists of cowns; item {item_idx} of the list in argument {} is {}, not \
+                         a Cown. Wrap shared values in boc.Cown(...).",
+                        arg_idx + 1,
+                        describe_arg(item)
+                    )));
+                };
+                flat.push(Arc::clone(&cown.get().core));
+            }
+            // A copy: the body gets the list as it was when scheduled.
+            args.push(PyList::new(py, items)?.into_any());
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "when() takes cowns or lists of cowns; argument {} is {}. Wrap shared values in boc.Cown(...){}.",
+                arg_idx + 1,
+                describe_arg(&arg),
+                if arg.is_instance_of::<PyTuple>() { ", and pass several cowns as a list, not a tuple" } else { "" }
+            )));
+        }
+    }
+    let pinned = flat.iter().any(|core| core.pinned);
+    Ok(When { args: PyTuple::new(py, args)?.unbind(), cowns: flat, pinned })
+}
+
+fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
+    if arg.is_callable() && arg.hasattr("__code__").unwrap_or(false) {
+        return format!(
+            "the function {} (use @when(...) with parentheses, naming the cowns)",
+            describe_function(arg)
+        );
+    }
+    format!("a {} ({})", runtime::type_name(arg), arg.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()))
+}
+
+#[pymethods]
+impl When {
+    /// Schedules `function` and returns the cown its result will land in.
+    fn __call__(&self, py: Python<'_>, function: &Bound<'_, PyAny>) -> PyResult<Py<PyCown>> {
+        if !function.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "@when(...) decorates a function, not {}",
+                describe_arg(function)
+            )));
+        }
+        let (runtime, running) = runtime::enter()?;
+        let result = CownCore::new(None, false);
+        let result_object = Py::new(py, PyCown::from_core(Arc::clone(&result)))?;
+        let mut cowns = Vec::with_capacity(self.cowns.len() + 1);
+        cowns.extend(self.cowns.iter().cloned());
+        cowns.push(Arc::clone(&result));
+        cowns.sort_unstable_by_key(|core| core.key());
+        cowns.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        let cowns = cowns.into_boxed_slice();
+        let label = (running.is_main_side(self.pinned) && runtime.labels_wanted())
+            .then(|| Arc::<str>::from(describe_function(function)));
+        let headers = std::ptr::from_ref::<[Arc<CownCore>]>(&cowns);
+        let dispatcher = Arc::clone(&running);
+        let payload = PyBody {
+            function: Some(function.clone().unbind()),
+            args: Some(self.args.clone_ref(py)),
+            cowns,
+            result: Some(result),
+            running,
+            label,
+            failed: false,
+        };
+        let flags = if self.pinned { PINNED } else { 0 };
+        let schedule = AssertSend(move || {
+            // SAFETY: the headers are read before the payload can be
+            // released: the core copies them into the behavior's requests
+            // before phase 1, and the behavior cannot run before phase 2
+            // ends. The payload owns (by `Arc`) every cown until it is
+            // released, and the dispatcher until it is dropped, after
+            // dispatch; `dispatcher` keeps it alive for this call too.
+            unsafe {
+                let headers = (*headers).iter().map(|core| &core.header);
+                boc_core::schedule(headers, payload, flags, &*dispatcher);
+            }
+        });
+        // Two-phase locking runs detached (SPEC §5).
+        py.detach(move || schedule.call());
+        Ok(result_object)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<boc.when decorator over {} cowns>", self.cowns.len())
+    }
+}
+
+/// Lets the scheduling closure cross `detach`: it holds a raw pointer into
+/// the payload it also owns, and `Py` handles it does not touch.
+struct AssertSend<F>(F);
+
+// SAFETY: the closure moves the payload (which is `Send`) and a pointer into
+// that payload's own heap buffer, which stays put and is read only before
+// the payload can be released; it runs on the calling thread.
+unsafe impl<F> Send for AssertSend<F> {}
+
+impl<F: FnOnce()> AssertSend<F> {
+    /// Runs the closure; a method so that a closure calling it captures
+    /// the whole wrapper (and its `Send`), not the field.
+    fn call(self) {
+        (self.0)();
+    }
+}

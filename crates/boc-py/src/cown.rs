@@ -1,0 +1,355 @@
+//! `Cown` and `PinnedCown`: Python handles to cowns whose values are Python
+//! objects.
+//!
+//! The protocol state lives in a [`CownCore`] shared (by `Arc`) between the
+//! Python object and the behaviors that request it, so releasing a cown
+//! never touches a Python object. The value is a `Py<PyAny>` in the core,
+//! reached only by a thread that holds the cown (a behavior whose request
+//! set names it, or a short hold from outside any behavior) while attached
+//! to the interpreter, and, for a pinned cown, only on the main thread.
+
+use crate::behavior;
+use crate::errors;
+use crate::primitive::{AtomicBool, Ordering};
+use crate::runtime::{self, Graveyard};
+use boc_core::CownHeader;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+
+/// What a cown holds.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// The value, or the exception a producing behavior raised. `None` only
+    /// in a result cown whose behavior has not run.
+    pub(crate) value: Option<Py<PyAny>>,
+    /// `value` is an exception raised by the behavior that produced it.
+    pub(crate) is_exception: bool,
+    /// The exception was read (so it is not reported when dropped).
+    pub(crate) retrieved: bool,
+    /// The producing behavior's name, for the never-retrieved report.
+    pub(crate) origin: Option<Arc<str>>,
+}
+
+/// The shared part of a cown: the protocol header and the value.
+pub(crate) struct CownCore {
+    pub(crate) header: CownHeader,
+    slot: UnsafeCell<Slot>,
+    /// Only ever touched on the main thread.
+    pub(crate) pinned: bool,
+    /// The behavior producing this (result) cown was dropped without
+    /// running. Set (Relaxed) by its release, before the release hands the
+    /// cown on; read (Relaxed) by a later holder, ordered by the
+    /// protocol's acquisition; cleared by a holder assigning a value.
+    lost: AtomicBool,
+}
+
+// SAFETY: the slot is only reached through `slot_mut`, whose contract (the
+// caller holds the cown and is attached; on the main thread if pinned) makes
+// accesses exclusive and ordered by the protocol's happens-before edges.
+unsafe impl Sync for CownCore {}
+
+impl CownCore {
+    pub(crate) fn new(value: Option<Py<PyAny>>, pinned: bool) -> Arc<Self> {
+        Arc::new(Self {
+            header: CownHeader::new(),
+            slot: UnsafeCell::new(Slot { value, ..Slot::default() }),
+            pinned,
+            lost: AtomicBool::new(false),
+        })
+    }
+
+    /// The slot, for reading or writing.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the cown (its running behavior's request set names
+    /// it, or it holds it from outside) for as long as the reference lives,
+    /// is attached to the interpreter, and is on the main thread if the
+    /// cown is pinned.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slot_mut(&self) -> &mut Slot {
+        // SAFETY: the caller's hold makes this the only access.
+        unsafe { &mut *self.slot.get() }
+    }
+
+    pub(crate) fn key(&self) -> u64 {
+        self.header.key()
+    }
+
+    /// Records that the behavior producing this cown will never run;
+    /// called while that behavior still holds it.
+    pub(crate) fn mark_lost(&self) {
+        self.lost.store(true, Ordering::Relaxed);
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CownCore {
+    fn drop(&mut self) {
+        let slot = std::mem::take(self.slot.get_mut());
+        let report = slot.is_exception && !slot.retrieved && slot.value.is_some();
+        if self.pinned || report {
+            // Neither may happen here: a pinned value is dropped on the main
+            // thread only, and a report needs the interpreter. The next
+            // attached boc call on a suitable thread finishes the job.
+            runtime::bury(Graveyard { value: slot.value, pinned: self.pinned, report, origin: slot.origin });
+        }
+        // An ordinary value drops here: attached, its reference count goes
+        // down now; detached, PyO3 defers that to the next attachment.
+    }
+}
+
+/// A concurrently-owned value. See the package docs.
+#[pyclass(name = "Cown", module = "boc", subclass, frozen, weakref)]
+pub(crate) struct PyCown {
+    pub(crate) core: Arc<CownCore>,
+}
+
+impl PyCown {
+    pub(crate) fn from_core(core: Arc<CownCore>) -> Self {
+        Self { core }
+    }
+
+    /// Runs `f` on the slot if this thread may touch it now: inside a
+    /// behavior that holds the cown, or outside any behavior when the cown
+    /// is idle (holding it meanwhile).
+    fn with_slot<R>(&self, py: Python<'_>, what: &str, f: impl FnOnce(&mut Slot) -> R) -> PyResult<R> {
+        let core = &self.core;
+        if core.pinned && !runtime::is_main_thread() {
+            return Err(PyRuntimeError::new_err(format!(
+                "{} is a PinnedCown: its {what} can only be reached on the main thread. Schedule a behavior on it \
+                 with @when; it runs on the main thread when that thread calls pump() or wait().",
+                describe(core)
+            )));
+        }
+        runtime::note_thread();
+        if behavior::holds(core) {
+            // SAFETY: the running behavior's request set holds the cown; we
+            // are attached (we have `py`), on main if it is pinned (checked).
+            return Ok(f(unsafe { core.slot_mut() }));
+        }
+        if behavior::in_behavior() {
+            return Err(PyRuntimeError::new_err(format!(
+                "{} is not in the request set of the running behavior, so its {what} cannot be reached here. \
+                 Add it to the @when(...) arguments of this behavior.",
+                describe(core)
+            )));
+        }
+        let Some(held) = core.header.try_acquire() else {
+            return Err(PyRuntimeError::new_err(format!(
+                "{} is busy: a behavior holds it or waits for it, so its {what} cannot be reached from outside a \
+                 behavior now. Read it inside a behavior (@when), or after boc.wait().",
+                describe(core)
+            )));
+        };
+        // SAFETY: held from outside any behavior until `held` drops below;
+        // attached; on main if pinned (checked above).
+        let result = f(unsafe { core.slot_mut() });
+        // Releasing may hand the cown to a queued behavior: protocol work,
+        // done detached.
+        py.detach(move || drop(held));
+        Ok(result)
+    }
+
+    fn read(&self, py: Python<'_>, slot: &mut Slot) -> PyResult<Py<PyAny>> {
+        if self.core.is_lost() {
+            return Err(PyRuntimeError::new_err(format!(
+                "{} has no value: the behavior that produces it was dropped without running (the runtime stopped \
+                 before it could run)",
+                describe(&self.core)
+            )));
+        }
+        if slot.is_exception {
+            slot.retrieved = true;
+        }
+        Ok(slot.value.as_ref().map_or_else(|| py.None(), |value| value.clone_ref(py)))
+    }
+}
+
+/// `Cown #<key>` (or `PinnedCown #<key>`), how messages name a cown.
+pub(crate) fn describe(core: &CownCore) -> String {
+    format!("{} #{}", if core.pinned { "PinnedCown" } else { "Cown" }, core.key())
+}
+
+#[pymethods]
+impl PyCown {
+    #[new]
+    fn new(value: Py<PyAny>) -> Self {
+        Self::from_core(CownCore::new(Some(value), false))
+    }
+
+    /// The value. Readable and writable inside a behavior whose request set
+    /// holds the cown, or outside any behavior while no behavior holds or
+    /// waits for it; otherwise `RuntimeError`.
+    #[getter]
+    fn get_value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.with_slot(py, "value", |slot| self.read(py, slot))?
+    }
+
+    #[setter]
+    fn set_value(&self, py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<()> {
+        let Some(value) = value else {
+            return Err(PyTypeError::new_err("a cown's value cannot be deleted; assign None instead"));
+        };
+        let old = self.with_slot(py, "value", |slot| {
+            let old = slot.value.replace(value);
+            slot.is_exception = false;
+            slot.retrieved = false;
+            self.core.lost.store(false, Ordering::Relaxed);
+            old
+        })?;
+        // Dropped after the hold is released: a `__del__` it triggers may
+        // itself use the cown.
+        drop(old);
+        Ok(())
+    }
+
+    /// True if the value is an exception raised by the behavior that
+    /// produced this cown.
+    #[getter]
+    fn exception(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_slot(py, "exception flag", |slot| slot.is_exception)
+    }
+
+    /// The value, or raise the exception the producing behavior raised.
+    fn unwrap(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let (value, is_exception) =
+            self.with_slot(py, "value", |slot| Ok::<_, PyErr>((self.read(py, slot)?, slot.is_exception)))??;
+        if is_exception {
+            return Err(PyErr::from_value(value.into_bound(py)));
+        }
+        Ok(value)
+    }
+
+    /// True while the running behavior on this thread holds the cown.
+    #[getter]
+    fn acquired(&self) -> bool {
+        behavior::holds(&self.core)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let name = describe(&self.core);
+        let readable = !self.core.pinned || runtime::is_main_thread();
+        if readable && (behavior::holds(&self.core) || (!behavior::in_behavior() && self.core.header.is_idle())) {
+            let value = self.with_slot(py, "value", |slot| {
+                slot.value.as_ref().map(|value| value.clone_ref(py)).filter(|_| !self.core.is_lost())
+            });
+            if let Ok(Some(value)) = value {
+                let repr = value.bind(py).repr().map_or_else(|_| "<unrepresentable>".to_owned(), |r| r.to_string());
+                return format!("<{name} value={repr}>");
+            }
+        }
+        let state = if behavior::holds(&self.core) {
+            "acquired"
+        } else if self.core.header.is_idle() {
+            "idle"
+        } else {
+            "busy"
+        };
+        format!("<{name} {state}>")
+    }
+
+    fn __hash__(&self) -> u64 {
+        self.core.key()
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: pyo3::basic::CompareOp) -> Py<PyAny> {
+        let py = other.py();
+        let Ok(other) = other.cast::<PyCown>() else { return py.NotImplemented() };
+        let ordering = self.core.key().cmp(&other.get().core.key());
+        op.matches(ordering).into_pyobject(py).map_or_else(|_| py.NotImplemented(), |b| b.to_owned().into_any().unbind())
+    }
+
+    /// `Cown[int]` for type checkers.
+    #[classmethod]
+    fn __class_getitem__(cls: &Bound<'_, PyType>, item: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = cls.py();
+        let alias = py.import("types")?.getattr("GenericAlias")?;
+        Ok(alias.call1((cls, item))?.unbind())
+    }
+
+    /// A cown is a handle to shared state: copying the handle names the
+    /// same cown.
+    fn __copy__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __deepcopy__(slf: Py<Self>, _memo: &Bound<'_, PyDict>) -> Py<Self> {
+        slf
+    }
+
+    fn __reduce__(&self) -> PyResult<Py<PyTuple>> {
+        Err(PyTypeError::new_err(format!(
+            "{} cannot be pickled: a cown is a handle to state shared by the threads of this process, not a value. \
+             Pickle its value instead (inside a behavior, or after boc.wait()).",
+            describe(&self.core)
+        )))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY (why the slot can be read here): the collector runs while
+        // no other thread runs Python (the GIL, or a stop-the-world pause on
+        // free-threaded builds), and the slot is only written by attached
+        // threads between such points.
+        let slot = unsafe { &*self.core.slot.get() };
+        if let Some(value) = &slot.value {
+            visit.call(value)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        // Only unreachable cowns are cleared; a behavior that still holds
+        // this core holds its Python object too (in its arguments), so none
+        // can be running on it. A pinned value is left to its core's drop,
+        // which sends it to the main thread.
+        if !self.core.pinned {
+            // SAFETY: as in `__traverse__`; the collector holds the
+            // interpreter.
+            let slot = unsafe { &mut *self.core.slot.get() };
+            slot.value = None;
+        }
+    }
+}
+
+/// A cown whose value lives on the main thread. See the package docs.
+#[pyclass(name = "PinnedCown", module = "boc", extends = PyCown, frozen)]
+pub(crate) struct PyPinnedCown;
+
+#[pymethods]
+impl PyPinnedCown {
+    #[new]
+    fn new(value: Py<PyAny>) -> PyResult<PyClassInitializer<Self>> {
+        if !runtime::is_main_thread() {
+            return Err(PyRuntimeError::new_err(
+                "a PinnedCown can only be created on the main thread, where its value lives. Create it there and \
+                 pass the handle to other threads (they may schedule on it; its behaviors run on the main thread).",
+            ));
+        }
+        runtime::note_thread();
+        Ok(PyClassInitializer::from(PyCown::from_core(CownCore::new(Some(value), true))).add_subclass(Self))
+    }
+
+    fn __copy__(&self) -> PyResult<()> {
+        Err(errors::pinned_copy("copied (copy.copy)"))
+    }
+
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(errors::pinned_copy("deep-copied (copy.deepcopy)"))
+    }
+
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(errors::pinned_copy("pickled"))
+    }
+
+    fn __reduce_ex__(&self, _protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(errors::pinned_copy("pickled"))
+    }
+}

@@ -1,0 +1,60 @@
+//! How the runtime's errors reach Python: built-in exception types with
+//! messages that say what went wrong and what to do.
+
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError};
+use pyo3::prelude::*;
+use std::time::Duration;
+
+/// A pinned cown refusing to be copied or pickled.
+pub(crate) fn pinned_copy(how: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "a PinnedCown cannot be {how}: its value must stay on the main thread, and a copy would be a second, \
+         unsynchronized owner of it. Pass the handle itself (it can go anywhere), or copy the value inside a behavior \
+         scheduled on the cown."
+    ))
+}
+
+/// A main-thread operation refused by boc-pin (off the home thread, or
+/// nested inside a main-side behavior).
+pub(crate) fn pin(operation: &str, error: &boc_pin::Error) -> PyErr {
+    match error {
+        boc_pin::Error::NotHomeThread { .. } => off_main(operation),
+        boc_pin::Error::Reentrant { .. } => PyRuntimeError::new_err(format!(
+            "{operation}() cannot be called from inside a behavior running on the main thread (pumping is not \
+             re-entrant). Schedule more work with @when and return instead."
+        )),
+        other => PyRuntimeError::new_err(format!("{operation}() failed: {other}")),
+    }
+}
+
+/// A main-thread operation called on another thread.
+pub(crate) fn off_main(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() must be called on the main thread, where pinned cowns live; it was called from another \
+         thread. Call it from the main thread (for example from its event loop)."
+    ))
+}
+
+/// A timed wait that ran out.
+pub(crate) fn timeout(operation: &str, timeout: Duration, n_in_flight: usize, n_main_pending: usize) -> PyErr {
+    let hint = if n_main_pending > 0 {
+        format!(
+            " {n_main_pending} of them are ready main-side behaviors (holding a PinnedCown): they run only when the main \
+             thread calls pump() or wait()."
+        )
+    } else {
+        String::new()
+    };
+    PyTimeoutError::new_err(format!(
+        "{operation}() timed out after {:.3} s with {n_in_flight} behaviors still scheduled or running.{hint}",
+        timeout.as_secs_f64()
+    ))
+}
+
+/// Waiting from inside a behavior, which could never see quiescence.
+pub(crate) fn wait_inside_behavior(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() cannot be called from inside a behavior: it would wait for the behavior itself. Schedule the \
+         follow-up work with @when instead."
+    ))
+}

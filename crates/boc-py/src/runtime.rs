@@ -1,0 +1,762 @@
+//! The process-wide runtime behind the Python API, and the functions that
+//! drive it: `start`, `wait`, `quiesce`, `stop`, `pump`, the waker and the
+//! watchdog.
+//!
+//! One main-side queue lives for the whole process (its waker descriptor
+//! must not change under a host loop that watches it); its home is the
+//! interpreter's main thread. Worker pools come and go: `wait` stops the
+//! pool once everything has finished, and the next `@when` starts a fresh
+//! one ([`Running`]).
+//!
+//! Threading: bodies run attached to the interpreter; the two-phase locking
+//! (in `@when`) and every release run detached. A worker runs consecutive
+//! ready behaviors under one attachment and releases them in one detached
+//! step at the end of the batch ([`Workers`]).
+
+use crate::behavior::{self, MainContext};
+use crate::errors;
+use crate::primitive::{AtomicBool, Ordering};
+use boc_core::{Dispatch, Ran, Ready};
+use boc_pin::{Affinity, Budget, MainConfig, MainQueue, MainRunner, Outcome, PumpError, StarvationReport, WatchdogConfig};
+use boc_sched::{Pool, Runner, Terminator};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
+use std::cell::RefCell;
+use std::os::raw::c_ulong;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+unsafe extern "C" {
+    /// CPython's thread identity (`threading.get_ident()`); callable
+    /// without attachment.
+    fn PyThread_get_thread_ident() -> c_ulong;
+}
+
+/// The `flags` bit of a behavior whose request set holds a pinned cown.
+pub(crate) const PINNED: u32 = 1;
+
+/// Most behaviors a worker runs under one attachment before it releases
+/// them and detaches.
+const MAX_BATCH: usize = 64;
+
+/// Longest a worker holds finished behaviors (and their cowns) before it
+/// releases them.
+const MAX_BATCH_TIME: Duration = Duration::from_micros(500);
+
+/// How often a blocked `wait` on the main thread looks for signals (so
+/// Ctrl-C interrupts it); work and quiescence wake it at once.
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Most workers `start` accepts: far beyond any useful count, short of
+/// exhausting threads.
+const MAX_WORKERS: usize = 1024;
+
+/// `threading.main_thread().ident`, read when the module is imported.
+static MAIN_IDENT: OnceLock<c_ulong> = OnceLock::new();
+
+/// The main thread's Rust handle, recorded the first time the main thread
+/// uses boc (normally at import).
+static MAIN_THREAD: OnceLock<std::thread::Thread> = OnceLock::new();
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static RUNTIME_INIT: Mutex<()> = Mutex::new(());
+
+/// Called once at import.
+pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
+    let ident: c_ulong = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
+    let _ = MAIN_IDENT.set(ident);
+    note_thread();
+    Ok(())
+}
+
+/// True on the interpreter's main thread.
+pub(crate) fn is_main_thread() -> bool {
+    // SAFETY: `PyThread_get_thread_ident` has no preconditions.
+    MAIN_IDENT.get().is_some_and(|main| unsafe { PyThread_get_thread_ident() } == *main)
+}
+
+/// Records the main thread's handle when called on it.
+pub(crate) fn note_thread() {
+    if MAIN_THREAD.get().is_none() && is_main_thread() {
+        let _ = MAIN_THREAD.set(std::thread::current());
+    }
+}
+
+pub(crate) fn type_name(object: &Bound<'_, PyAny>) -> String {
+    object.get_type().name().map_or_else(|_| "an object".to_owned(), |name| name.to_string())
+}
+
+/// The process-wide part of the runtime.
+pub(crate) struct Runtime {
+    pub(crate) main: MainQueue<Ready>,
+    running: RwLock<Option<Arc<Running>>>,
+    /// True while a starvation watchdog is configured: main-side behaviors
+    /// are then labeled for its reports. Written (Relaxed) by
+    /// `set_pump_watchdog`, read (Relaxed) by `@when`: a stale read only
+    /// costs or saves one label.
+    watchdog_on: AtomicBool,
+    waker: Mutex<Option<Arc<WakerThread>>>,
+}
+
+/// A worker pool and the count of behaviors it is responsible for.
+pub(crate) struct Running {
+    terminator: Terminator,
+    pool: Pool<Ready, Workers>,
+    pub(crate) n_workers: usize,
+}
+
+impl Running {
+    /// Counts a behavior out (after it was released); the last one wakes
+    /// the main thread if it waits.
+    pub(crate) fn finished(&self) {
+        if self.terminator.decrement()
+            && let Some(runtime) = RUNTIME.get()
+        {
+            runtime.main.wake();
+        }
+    }
+
+    pub(crate) fn is_main_side(&self, pinned: bool) -> bool {
+        Affinity::classify([pinned], self.n_workers) == Affinity::Main
+    }
+}
+
+impl Dispatch for Running {
+    fn dispatch(&self, behavior: Ready) {
+        if self.is_main_side(behavior.flags() & PINNED != 0) {
+            let runtime = RUNTIME.get().expect("a behavior is only scheduled once the runtime exists");
+            runtime.main.push_labeled(behavior, Ready::label);
+        } else {
+            self.pool.spawn(behavior);
+        }
+    }
+}
+
+/// The runtime, created on first use.
+pub(crate) fn runtime() -> PyResult<&'static Runtime> {
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    note_thread();
+    let _init = RUNTIME_INIT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let Some(main_thread) = MAIN_THREAD.get() else {
+        return Err(PyRuntimeError::new_err(
+            "boc was first imported on a thread other than the main thread, and the main thread has not used it \
+             yet, so the runtime does not know its home. Import boc on the main thread first (or call boc.start() \
+             there).",
+        ));
+    };
+    let watchdog = WatchdogConfig::default().with_sink(log_starvation(None));
+    let main = MainQueue::with_home(MainConfig { watchdog: Some(watchdog) }, main_thread.clone())
+        .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc runtime: {error}")))?;
+    let runtime =
+        Runtime { main, running: RwLock::new(None), watchdog_on: AtomicBool::new(true), waker: Mutex::new(None) };
+    Ok(RUNTIME.get_or_init(|| runtime))
+}
+
+/// The runtime and the pool a new behavior goes to, counted in.
+pub(crate) fn enter() -> PyResult<(&'static Runtime, Arc<Running>)> {
+    let runtime = runtime()?;
+    Ok((runtime, runtime.enter()?))
+}
+
+impl Runtime {
+    fn current(&self) -> Option<Arc<Running>> {
+        self.running.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn labels_wanted(&self) -> bool {
+        self.watchdog_on.load(Ordering::Relaxed)
+    }
+
+    /// Counts a new behavior in on the current pool, starting one with the
+    /// default worker count if none runs.
+    fn enter(&self) -> PyResult<Arc<Running>> {
+        loop {
+            if let Some(running) = self.current()
+                && running.terminator.try_increment()
+            {
+                return Ok(running);
+            }
+            // None running, or the current one closed by a stop in progress:
+            // start a fresh one (the stopping one is idle).
+            let mut state = self.running.write().unwrap_or_else(PoisonError::into_inner);
+            if state.as_ref().is_some_and(|running| !running.terminator.is_closed()) {
+                continue;
+            }
+            *state = Some(start_pool(boc_sched::default_workers())?);
+        }
+    }
+
+    /// Stops the current pool if nothing is in flight. True if no pool is
+    /// left running.
+    fn stop_if_idle(&self, py: Python<'_>) -> bool {
+        let Some(running) = self.current() else { return true };
+        if !running.terminator.try_close_idle() {
+            return false;
+        }
+        {
+            let mut state = self.running.write().unwrap_or_else(PoisonError::into_inner);
+            if state.as_ref().is_some_and(|current| Arc::ptr_eq(current, &running)) {
+                *state = None;
+            }
+        }
+        // Each worker attaches once more as it exits (to drop its thread
+        // state): join detached.
+        py.detach(|| running.pool.shutdown());
+        true
+    }
+
+    fn n_in_flight(&self) -> usize {
+        self.current().map_or(0, |running| running.terminator.count())
+    }
+}
+
+fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
+    let pool = Pool::new(n_workers, Arc::new(Workers))
+        .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))?;
+    Ok(Arc::new(Running { terminator: Terminator::new(), pool, n_workers }))
+}
+
+/// `start(workers=None)`.
+#[pyfunction]
+#[pyo3(signature = (workers = None))]
+pub(crate) fn start(workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    if behavior::in_behavior() {
+        return Err(PyRuntimeError::new_err(
+            "start() cannot be called from inside a behavior; the runtime is already running there",
+        ));
+    }
+    let n_workers = match workers.filter(|workers| !workers.is_none()) {
+        None => None,
+        Some(workers) => Some(worker_count(workers)?),
+    };
+    let runtime = runtime()?;
+    let mut state = runtime.running.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(running) = state.as_ref().filter(|running| !running.terminator.is_closed()) {
+        return match n_workers {
+            Some(n_workers) if n_workers != running.n_workers => Err(PyRuntimeError::new_err(format!(
+                "boc is already running with {} workers, so it cannot start with {n_workers}. Call boc.wait() or \
+                 boc.stop() first, then boc.start(workers={n_workers}).",
+                running.n_workers
+            ))),
+            _ => Ok(()),
+        };
+    }
+    *state = Some(start_pool(n_workers.unwrap_or_else(boc_sched::default_workers))?);
+    Ok(())
+}
+
+fn worker_count(workers: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if workers.is_instance_of::<PyBool>() || !workers.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "workers must be an int (or None for the default), not {}",
+            type_name(workers)
+        )));
+    }
+    let n_workers: i128 = workers.extract().unwrap_or(-1);
+    usize::try_from(n_workers)
+        .ok()
+        .filter(|n| *n <= MAX_WORKERS)
+        .ok_or_else(|| PyValueError::new_err(format!("workers must be between 0 and {MAX_WORKERS}, not {workers}")))
+}
+
+/// A number argument: an `int` or a `float`, never a `bool`.
+fn number(name: &str, what: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>()) {
+        return Err(PyTypeError::new_err(format!("{name} must be {what}, not {}", type_name(value))));
+    }
+    value.extract()
+}
+
+/// A timeout in seconds: `None` (forever) or a finite number >= 0.
+fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let Some(timeout) = timeout.filter(|timeout| !timeout.is_none()) else { return Ok(None) };
+    let what = "a number of seconds (or None to wait forever)";
+    let seconds = number("timeout", what, timeout)?;
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| PyValueError::new_err(format!("timeout must be a finite number of seconds >= 0, not {timeout}")))
+}
+
+/// A positive, finite number of milliseconds.
+fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResult<Duration> {
+    let what = format!("a positive number of milliseconds (or None {none_means})");
+    let millis = number(name, &what, value)?;
+    if !(millis > 0.0) {
+        return Err(PyValueError::new_err(format!("{name} must be {what}, not {value}")));
+    }
+    Duration::try_from_secs_f64(millis / 1000.0)
+        .map_err(|_| PyValueError::new_err(format!("{name} must be {what}, not {value}")))
+}
+
+/// `wait(timeout=None)`.
+#[pyfunction]
+#[pyo3(signature = (timeout = None))]
+pub(crate) fn wait(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let timeout = timeout_arg(timeout)?;
+    wait_for_all(py, "wait", timeout, true)
+}
+
+/// `quiesce(timeout=None)`.
+#[pyfunction]
+#[pyo3(signature = (timeout = None))]
+pub(crate) fn quiesce(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let timeout = timeout_arg(timeout)?;
+    wait_for_all(py, "quiesce", timeout, false)
+}
+
+/// `stop()`.
+#[pyfunction]
+pub(crate) fn stop(py: Python<'_>) -> PyResult<()> {
+    wait_for_all(py, "stop", None, true)
+}
+
+/// `wait`, `quiesce` and `stop`: until nothing is in flight, pumping on
+/// the main thread; then, unless quiescing, stop the pool.
+fn wait_for_all(py: Python<'_>, operation: &str, timeout: Option<Duration>, stop: bool) -> PyResult<()> {
+    if behavior::in_behavior() {
+        return Err(errors::wait_inside_behavior(operation));
+    }
+    note_thread();
+    let Some(runtime) = RUNTIME.get() else { return Ok(()) };
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let on_main = is_main_thread();
+    loop {
+        if on_main {
+            drain_graveyard(py, true);
+            pump_main(py, runtime, Budget::unbounded(), false, operation)?;
+        }
+        if runtime.n_in_flight() == 0 && (!stop || runtime.stop_if_idle(py)) {
+            break;
+        }
+        let mut slice = SIGNAL_CHECK_INTERVAL;
+        if let Some(deadline) = deadline {
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(remaining) if !remaining.is_zero() => slice = slice.min(remaining),
+                _ => {
+                    let (n_in_flight, n_pending) = (runtime.n_in_flight(), runtime.main.len());
+                    return Err(errors::timeout(operation, timeout.unwrap_or_default(), n_in_flight, n_pending));
+                }
+            }
+        }
+        if on_main {
+            // Woken by main-side work or by the decrement reaching zero.
+            if let Err(error) = py.detach(|| runtime.main.wait_for_work(Some(slice))) {
+                return Err(errors::pin(operation, &error));
+            }
+            py.check_signals()?;
+        } else if let Some(running) = runtime.current() {
+            py.detach(|| running.terminator.wait_idle(Some(slice)));
+        }
+    }
+    drain_graveyard(py, on_main);
+    Ok(())
+}
+
+/// `pump(max_behaviors=None, deadline_ms=None, raise_on_error=False)`:
+/// returns `(executed, deadline_reached, raised, pending)`.
+#[pyfunction]
+#[pyo3(signature = (max_behaviors = None, deadline_ms = None, raise_on_error = None))]
+pub(crate) fn pump(
+    py: Python<'_>,
+    max_behaviors: Option<&Bound<'_, PyAny>>,
+    deadline_ms: Option<&Bound<'_, PyAny>>,
+    raise_on_error: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(usize, bool, usize, usize)> {
+    let mut budget = Budget::unbounded();
+    if let Some(bound) = max_behaviors.filter(|bound| !bound.is_none()) {
+        budget = budget.with_max_behaviors(max_behaviors_arg(bound)?);
+    }
+    if let Some(bound) = deadline_ms.filter(|bound| !bound.is_none()) {
+        let within = millis_arg("deadline_ms", bound, "for no deadline")?;
+        budget = budget.with_deadline(Instant::now() + within);
+    }
+    let raise_on_error = match raise_on_error {
+        None => false,
+        Some(flag) => match flag.cast::<PyBool>() {
+            Ok(flag) => flag.is_true(),
+            Err(_) => {
+                return Err(PyTypeError::new_err(format!("raise_on_error must be a bool, not {}", type_name(flag))));
+            }
+        },
+    };
+    if !is_main_thread() {
+        return Err(errors::off_main("pump"));
+    }
+    note_thread();
+    let Some(runtime) = RUNTIME.get() else { return Ok((0, false, 0, 0)) };
+    drain_graveyard(py, true);
+    let report = pump_main(py, runtime, budget, raise_on_error, "pump")?;
+    Ok((report.executed, report.deadline_reached, report.raised, report.pending))
+}
+
+fn max_behaviors_arg(bound: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let what = "a positive int (or None for no limit)";
+    if bound.is_instance_of::<PyBool>() || !bound.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("max_behaviors must be {what}, not {}", type_name(bound))));
+    }
+    let value: i128 = bound.extract().unwrap_or(-1);
+    usize::try_from(value)
+        .ok()
+        .filter(|value| *value > 0)
+        .ok_or_else(|| PyValueError::new_err(format!("max_behaviors must be {what}, not {bound}")))
+}
+
+/// Pumps the main-side queue on the main thread with `budget`.
+fn pump_main(
+    py: Python<'_>,
+    runtime: &Runtime,
+    budget: Budget,
+    raise_on_error: bool,
+    operation: &str,
+) -> PyResult<boc_pin::PumpReport> {
+    let runner = MainSide { py, raise_on_error };
+    match runtime.main.pump(&runner, budget) {
+        Ok(report) => Ok(report),
+        Err(PumpError::Refused(error)) => Err(errors::pin(operation, &error)),
+        Err(PumpError::Stopped { payload, .. }) => match payload.downcast::<PyErr>() {
+            Ok(error) => Err(*error),
+            Err(_) => Err(PyRuntimeError::new_err("a main-side behavior stopped the pump")),
+        },
+        Err(other) => Err(PyRuntimeError::new_err(format!("{operation}() failed: {other}"))),
+    }
+}
+
+/// Runs main-side behaviors for `pump`, on the main thread, attached.
+struct MainSide<'py> {
+    py: Python<'py>,
+    raise_on_error: bool,
+}
+
+impl MainRunner<Ready> for MainSide<'_> {
+    fn run(&self, behavior: Ready) -> Outcome {
+        let context = MainContext::enter(self.raise_on_error);
+        let ran = behavior.run_held();
+        let failed = ran.failed();
+        // Releasing is protocol work: detached.
+        self.py.detach(move || drop(ran));
+        drain_graveyard(self.py, true);
+        match context.take_stop() {
+            Some(error) => Outcome::Stop(Box::new(error)),
+            None if failed => Outcome::Failed,
+            None => Outcome::Ok,
+        }
+    }
+}
+
+/// The worker side: runs behaviors on pool threads in attached batches.
+pub(crate) struct Workers;
+
+thread_local! {
+    static WORKER: RefCell<WorkerThread> = const { RefCell::new(WorkerThread::new()) };
+}
+
+/// A worker thread's attachment and the behaviors it ran but has not
+/// released yet.
+struct WorkerThread {
+    /// The thread state, kept between batches (`PyEval_SaveThread`); null
+    /// before the first batch.
+    thread_state: *mut ffi::PyThreadState,
+    /// From the `PyGILState_Ensure` that created the thread state, undone
+    /// when the thread exits.
+    gil_state: Option<ffi::PyGILState_STATE>,
+    attached: bool,
+    ran: Vec<Ran>,
+    batch_started: Option<Instant>,
+}
+
+impl WorkerThread {
+    const fn new() -> Self {
+        Self { thread_state: std::ptr::null_mut(), gil_state: None, attached: false, ran: Vec::new(), batch_started: None }
+    }
+
+    fn attach(&mut self) {
+        if self.attached {
+            return;
+        }
+        if self.gil_state.is_none() {
+            // SAFETY: the interpreter is initialized (boc was imported) and
+            // not finalizing (boc stops its workers at exit, before
+            // finalization); creates this thread's state and attaches.
+            self.gil_state = Some(unsafe { ffi::PyGILState_Ensure() });
+        } else {
+            // SAFETY: `thread_state` is this thread's, saved by `detach`.
+            unsafe { ffi::PyEval_RestoreThread(self.thread_state) };
+        }
+        self.attached = true;
+        self.batch_started = Some(Instant::now());
+    }
+
+    fn detach(&mut self) {
+        if self.attached {
+            // SAFETY: attached on this thread; keeps the thread state.
+            self.thread_state = unsafe { ffi::PyEval_SaveThread() };
+            self.attached = false;
+        }
+    }
+
+    /// Detaches, then releases the batch.
+    fn flush(&mut self) {
+        self.detach();
+        self.ran.clear();
+        self.batch_started = None;
+    }
+
+    fn batch_is_full(&self) -> bool {
+        self.ran.len() >= MAX_BATCH || self.batch_started.is_some_and(|started| started.elapsed() >= MAX_BATCH_TIME)
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        self.flush();
+        if let Some(gil_state) = self.gil_state.take() {
+            // SAFETY: undoes the `PyGILState_Ensure` of the first batch, on
+            // the same thread, attached again as it requires.
+            unsafe {
+                ffi::PyEval_RestoreThread(self.thread_state);
+                ffi::PyGILState_Release(gil_state);
+            }
+        }
+    }
+}
+
+impl Runner<Ready> for Workers {
+    fn run(&self, behavior: Ready) {
+        WORKER.with(|worker| {
+            let first_of_batch = !worker.borrow().attached;
+            worker.borrow_mut().attach();
+            if first_of_batch {
+                // SAFETY: attached just above.
+                drain_graveyard(unsafe { Python::assume_attached() }, false);
+            }
+            // Not borrowed while the body runs.
+            let ran = behavior.run_held();
+            let mut worker = worker.borrow_mut();
+            worker.ran.push(ran);
+            if worker.batch_is_full() {
+                worker.flush();
+            }
+        });
+    }
+
+    fn idle(&self) {
+        WORKER.with(|worker| worker.borrow_mut().flush());
+    }
+}
+
+/// What a cown left behind that needs the interpreter (or the main thread)
+/// to finish: a pinned value to drop on the main thread, or an exception
+/// nobody retrieved, to report.
+pub(crate) struct Graveyard {
+    pub(crate) value: Option<Py<PyAny>>,
+    pub(crate) pinned: bool,
+    pub(crate) report: bool,
+    pub(crate) origin: Option<Arc<str>>,
+}
+
+static GRAVEYARD: Mutex<Vec<Graveyard>> = Mutex::new(Vec::new());
+/// Set (Release) by `bury` after its push; cleared (Relaxed, under the
+/// lock) by a drain that leaves the list empty; read (Acquire) before
+/// taking the lock, so an entry buried before a drain is seen by it.
+static GRAVEYARD_NONEMPTY: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn bury(entry: Graveyard) {
+    GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner).push(entry);
+    GRAVEYARD_NONEMPTY.store(true, Ordering::Release);
+}
+
+/// Finishes what `bury` could not: reports, and on the main thread pinned
+/// values. Attached.
+pub(crate) fn drain_graveyard(py: Python<'_>, on_main: bool) {
+    if !GRAVEYARD_NONEMPTY.load(Ordering::Acquire) {
+        return;
+    }
+    let entries = {
+        let mut graveyard = GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner);
+        let (taken, kept): (Vec<_>, Vec<_>) = graveyard.drain(..).partition(|entry| on_main || !entry.pinned);
+        GRAVEYARD_NONEMPTY.store(!kept.is_empty(), Ordering::Relaxed);
+        *graveyard = kept;
+        taken
+    };
+    for entry in entries {
+        if entry.report
+            && let Some(exception) = &entry.value
+        {
+            report_unretrieved(py, exception.bind(py), entry.origin.as_deref());
+        }
+        // Dropped here, attached (on main for a pinned value).
+        drop(entry);
+    }
+}
+
+fn report_unretrieved(py: Python<'_>, exception: &Bound<'_, PyAny>, origin: Option<&str>) {
+    let origin = origin.map_or_else(String::new, |origin| format!(" {origin}"));
+    let message = format!("exception in behavior{origin} was never retrieved");
+    let logged = (|| -> PyResult<()> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("exc_info", exception)?;
+        py.import("logging")?.call_method1("getLogger", ("boc",))?.call_method("error", (message,), Some(&kwargs))?;
+        Ok(())
+    })();
+    if let Err(error) = logged {
+        error.write_unraisable(py, None);
+    }
+}
+
+/// A watchdog sink: the message goes to `on_starve(message)`, or to the
+/// `boc` logger as a warning.
+fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&StarvationReport) + Send + Sync + 'static {
+    move |report| {
+        let message = report.to_string();
+        // The watchdog's own thread, outside any protocol; nothing to do
+        // if the interpreter is finalizing.
+        Python::try_attach(|py| {
+            let delivered = match &on_starve {
+                Some(on_starve) => on_starve.call1(py, (message,)).map(drop),
+                None => py
+                    .import("logging")
+                    .and_then(|logging| logging.call_method1("getLogger", ("boc",)))
+                    .and_then(|logger| logger.call_method1("warning", (message,)))
+                    .map(drop),
+            };
+            if let Err(error) = delivered {
+                error.write_unraisable(py, None);
+            }
+        });
+    }
+}
+
+/// `set_pump_watchdog(warn_ms=..., on_starve=None)`.
+#[pyfunction]
+#[pyo3(signature = (warn_ms, on_starve = None))]
+pub(crate) fn set_pump_watchdog(warn_ms: &Bound<'_, PyAny>, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let on_starve = on_starve.filter(|callback| !callback.is_none());
+    if let Some(callback) = on_starve
+        && !callback.is_callable()
+    {
+        return Err(PyTypeError::new_err(format!(
+            "on_starve must be a callable taking the message (or None for the boc logger), not {}",
+            type_name(callback)
+        )));
+    }
+    let config = if warn_ms.is_none() {
+        None
+    } else {
+        let threshold = millis_arg("warn_ms", warn_ms, "to turn the watchdog off")?;
+        let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
+        Some(WatchdogConfig::new(threshold).with_sink(sink))
+    };
+    let runtime = runtime()?;
+    runtime.watchdog_on.store(config.is_some(), Ordering::Relaxed);
+    runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
+}
+
+/// `pump_fd()`.
+#[pyfunction]
+pub(crate) fn pump_fd() -> PyResult<i32> {
+    use std::os::fd::AsRawFd;
+    let runtime = runtime()?;
+    let fd = runtime.main.waker_fd().map_err(|error| PyRuntimeError::new_err(format!("{error}")))?;
+    Ok(fd.as_raw_fd())
+}
+
+/// Calls a Python waker on its own thread: the runtime signals it from
+/// inside the release protocol, where no thread may attach.
+struct WakerThread {
+    callback: Py<PyAny>,
+    state: Mutex<WakerState>,
+    signal: Condvar,
+}
+
+#[derive(Default)]
+struct WakerState {
+    pending: bool,
+    closed: bool,
+}
+
+impl WakerThread {
+    fn run(&self) {
+        loop {
+            {
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                while !state.pending && !state.closed {
+                    state = self.signal.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.closed {
+                    return;
+                }
+                state.pending = false;
+            }
+            let attached = Python::try_attach(|py| {
+                if let Err(error) = self.callback.call0(py) {
+                    error.write_unraisable(py, None);
+                }
+            });
+            if attached.is_none() {
+                return;
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).pending = true;
+        self.signal.notify_one();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
+        self.signal.notify_one();
+    }
+}
+
+/// `set_pump_waker(callback)`.
+#[pyfunction]
+pub(crate) fn set_pump_waker(callback: &Bound<'_, PyAny>) -> PyResult<()> {
+    let runtime = runtime()?;
+    let waker = if callback.is_none() {
+        None
+    } else if !callback.is_callable() {
+        return Err(PyTypeError::new_err(format!(
+            "set_pump_waker() takes a callable with no arguments (or None to remove it), not {}",
+            type_name(callback)
+        )));
+    } else {
+        let waker = Arc::new(WakerThread {
+            callback: callback.clone().unbind(),
+            state: Mutex::new(WakerState::default()),
+            signal: Condvar::new(),
+        });
+        let thread_waker = Arc::clone(&waker);
+        std::thread::Builder::new()
+            .name("boc-pump-waker".into())
+            .spawn(move || thread_waker.run())
+            .map_err(|error| PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}")))?;
+        Some(waker)
+    };
+    let signal = waker.clone().map(|waker| Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>);
+    runtime.main.set_waker(signal);
+    let previous = std::mem::replace(&mut *runtime.waker.lock().unwrap_or_else(PoisonError::into_inner), waker);
+    if let Some(previous) = previous {
+        previous.close();
+    }
+    Ok(())
+}
+
+/// `_state()`: a snapshot for diagnostics and tests.
+#[pyfunction]
+pub(crate) fn _state(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let state = PyDict::new(py);
+    let current = RUNTIME.get().and_then(Runtime::current);
+    state.set_item("running", current.is_some())?;
+    state.set_item("workers", current.as_ref().map(|running| running.n_workers))?;
+    state.set_item("in_flight", RUNTIME.get().map_or(0, Runtime::n_in_flight))?;
+    state.set_item("main_pending", RUNTIME.get().map_or(0, |runtime| runtime.main.len()))?;
+    Ok(state)
+}
