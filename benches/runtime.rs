@@ -576,8 +576,27 @@ fn main() {
     let table = render(&rows, &config);
     println!("{table}");
     if let Some(path) = &config.write {
-        std::fs::write(path, &table).unwrap_or_else(|error| panic!("cannot write {path}: {error}"));
+        let text = keep_python_section(&table, &std::fs::read_to_string(path).unwrap_or_default());
+        std::fs::write(path, text).unwrap_or_else(|error| panic!("cannot write {path}: {error}"));
         eprintln!("bench: wrote {path}");
+    }
+}
+
+/// The first line of the Python section of BENCHMARKS.md, which
+/// `cargo xtask bench --python` writes (crates/boc-py/benches/run.py, with the
+/// same two markers).
+const PYTHON_SECTION_BEGIN: &str = "<!-- python benchmarks: begin -->";
+/// The last line of the Python section.
+const PYTHON_SECTION_END: &str = "<!-- python benchmarks: end -->";
+
+/// The Rust `table` followed by the Python section of the `previous` file, if it
+/// has one, so each benchmark rewrites only its own part.
+fn keep_python_section(table: &str, previous: &str) -> String {
+    let begin = previous.find(PYTHON_SECTION_BEGIN);
+    let end = previous.find(PYTHON_SECTION_END).map(|idx| idx + PYTHON_SECTION_END.len());
+    match (begin, end) {
+        (Some(begin), Some(end)) if begin < end => format!("{table}\n{}\n", &previous[begin..end]),
+        _ => table.to_owned(),
     }
 }
 

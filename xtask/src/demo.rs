@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::process::{Cmd, Result};
-use crate::python::{self, Venv};
+use crate::python;
 
 /// The Python demo, relative to the binding crate.
 const PYTHON_DEMO: &str = "examples/demo.py";
@@ -28,7 +28,6 @@ fn run_rust(demo_args: &[String]) -> Result {
 }
 
 fn run_python(root: &Path, script: &Path, demo_args: &[String]) -> Result {
-    let venv = Venv::ensure(root)?;
-    venv.install_binding()?;
+    let venv = python::primary_venv(root)?;
     venv.python().arg(script).args(demo_args).run()
 }

@@ -30,6 +30,9 @@ commands:
   test                            everything CI checks, in order, stopping at the first
                                   failure: fmt, clippy, Rust tests (nextest + doc tests,
                                   or cargo test), loom models (bound 2), tidy, Python tests
+                                  (pytest on python3 and on each of pyenv's 3.12 and 3.13
+                                  and /opt/python-ft's free-threaded 3.13t that is found,
+                                  each in its own venv: .venv, .venv-3.12, ...)
   loom [--preemptions N] [-- ARGS]
                                   the loom_* models of boc-core/boc-sched/boc-pin, built
                                   with --cfg boc_loom in release (default bound 3); ARGS go
@@ -38,10 +41,21 @@ commands:
                                   component first; skipped when miri is missing
   bench [-- ARGS]                 cargo bench --bench runtime (writes BENCHMARKS.md); ARGS
                                   go to the benchmark
+  bench --python [-- ARGS]        the Python benchmarks: boc vs bocpy on CPython 3.12, and
+                                  2 workers vs 1 on the free-threaded 3.13t (writes the
+                                  Python section of BENCHMARKS.md); ARGS go to
+                                  crates/boc-py/benches/run.py (--quick, --no-write, ...)
   tidy                            house-style checks: //! module docs, atomics only in the
                                   shims, one spelling, SAFETY comments on unsafe
   ci                              what .ci/run runs after its setup (currently: test)
   help                            this text
+
+environment:
+  BOC_PYTHONS=NAMES               limits the Python tests to some interpreters, named in a
+                                  comma-separated list among python3, 3.12, 3.13, 3.13t;
+                                  e.g. BOC_PYTHONS=python3 cargo xtask test
+  BOC_PYTHON=PATH                 the interpreter .venv is created from (default python3)
+  VIRTUAL_ENV=DIR                 the environment used in place of .venv
 ";
 
 /// A parsed command line.
@@ -52,7 +66,7 @@ enum Task {
     Ci,
     Tidy,
     Demo { demo_args: Vec<String> },
-    Bench { bench_args: Vec<String> },
+    Bench { python: bool, bench_args: Vec<String> },
     Loom { preemptions: u32, harness_args: Vec<String> },
     Miri { install: bool, test_args: Vec<String> },
 }
@@ -80,7 +94,8 @@ fn run(task: Task) -> Result {
         Task::Test | Task::Ci => suite::run(&root).map_err(|err| format!("xtask test: {err}")),
         Task::Tidy => tidy::run(&root),
         Task::Demo { demo_args } => demo::run(&root, &demo_args),
-        Task::Bench { bench_args } => {
+        Task::Bench { python: true, bench_args } => python::run_benchmarks(&root, &bench_args),
+        Task::Bench { python: false, bench_args } => {
             let mut cmd = process::Cmd::cargo().args(["bench", "--bench", "runtime"]);
             if !bench_args.is_empty() {
                 cmd = cmd.arg("--").args(bench_args);
@@ -123,7 +138,16 @@ fn parse(args: &[String]) -> Result<Task> {
         "ci" => Task::Ci,
         "tidy" => Task::Tidy,
         "demo" => Task::Demo { demo_args: passed_on },
-        "bench" => Task::Bench { bench_args: passed_on },
+        "bench" => {
+            let mut python = false;
+            for option in options.by_ref() {
+                match option.as_str() {
+                    "--python" => python = true,
+                    _ => return Err(unexpected(command, option)),
+                }
+            }
+            Task::Bench { python, bench_args: passed_on }
+        }
         "loom" => {
             let mut preemptions = loom::DEFAULT_PREEMPTIONS;
             while let Some(option) = options.next() {
@@ -183,7 +207,14 @@ mod tests {
         );
         assert_eq!(parse_line("loom --preemptions=4"), Ok(Task::Loom { preemptions: 4, harness_args: vec![] }));
         assert_eq!(parse_line("miri --install"), Ok(Task::Miri { install: true, test_args: vec![] }));
-        assert_eq!(parse_line("bench -- --quick"), Ok(Task::Bench { bench_args: vec!["--quick".into()] }));
+        assert_eq!(
+            parse_line("bench -- --quick"),
+            Ok(Task::Bench { python: false, bench_args: vec!["--quick".into()] })
+        );
+        assert_eq!(
+            parse_line("bench --python -- --quick"),
+            Ok(Task::Bench { python: true, bench_args: vec!["--quick".into()] })
+        );
     }
 
     #[test]

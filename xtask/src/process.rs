@@ -66,6 +66,25 @@ impl Cmd {
         if status.success() { Ok(()) } else { Err(format!("`{self}` failed ({status})")) }
     }
 
+    /// Runs the command without echo and returns its standard output, trimmed; fails
+    /// unless it exits with 0, and then the message names the program and carries its
+    /// standard error. For probes whose answer is printed, such as an interpreter's
+    /// version.
+    pub(crate) fn read_stdout(&self) -> Result<String> {
+        let output = self
+            .command()
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| format!("could not start `{}`: {err}", self.display_name))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        } else {
+            // The program only: a probe's arguments are often a whole script.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            Err(format!("`{}` failed ({}):\n{}", self.display_name, output.status, stderr.trim()))
+        }
+    }
+
     /// Runs the command silently (no echo, output discarded); true if it exits with 0.
     /// For probes such as "is cargo-nextest installed".
     pub(crate) fn succeeds_quietly(&self) -> bool {

@@ -1,14 +1,29 @@
-//! The Python side: the virtual environment, building `boc-py` into it with maturin,
-//! and the pytest step of `cargo xtask test`.
+//! The Python side: the interpreters the binding is tested on, one virtual
+//! environment per interpreter, building `boc-py` into it with maturin, the pytest
+//! step of `cargo xtask test` and the driver of `cargo xtask bench --python`.
 //!
-//! The environment is the active one (`$VIRTUAL_ENV`) if any, else `<root>/.venv`,
-//! created on first use with `python3 -m venv` (or `$BOC_PYTHON -m venv`) and given
-//! maturin and pytest. `.ci/run` creates it up front; a later free-threaded run
-//! points `VIRTUAL_ENV` at a venv made from that interpreter and reuses everything
-//! here.
+//! The interpreters (`INTERPRETERS`), each with its own environment:
+//!
+//! | name      | interpreter                                          | environment                    |
+//! |-----------|------------------------------------------------------|--------------------------------|
+//! | `python3` | `$BOC_PYTHON`, else `python3` from `PATH`            | `$VIRTUAL_ENV`, else `.venv`   |
+//! | `3.12`    | newest `$PYENV_ROOT/versions/3.12.N/bin/python3`     | `.venv-3.12`                   |
+//! | `3.13`    | newest `$PYENV_ROOT/versions/3.13.N/bin/python3`     | `.venv-3.13`                   |
+//! | `3.13t`   | `/opt/python-ft/bin/python3.13t` (free-threaded)     | `.venv-3.13t`                  |
+//!
+//! `PYENV_ROOT` defaults to `~/.pyenv`; the versions folder is read directly, so the
+//! `pyenv` shim is not needed. The free-threaded interpreter is the one
+//! `../shared/tools/build-ft-python.sh` builds. An interpreter that is not found is
+//! skipped, not failed; `BOC_PYTHONS=python3,3.13t` limits a run to the named ones.
+//!
+//! An environment is created on first use (`<interpreter> -m venv`) and given
+//! maturin, pytest and pytest-timeout. Every run then builds the binding into it with
+//! `maturin develop --release`, which targets the interpreter of `$VIRTUAL_ENV`, and
+//! imports the installed extension with that environment's `python` before anything
+//! else uses it: an extension built for another interpreter would not import.
 
 use std::env;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -17,66 +32,231 @@ use crate::process::{Cmd, Result};
 /// The binding crate, relative to the repository root.
 pub(crate) const BINDING_CRATE_DIR: &str = "crates/boc-py";
 
-/// The default virtual environment, relative to the repository root.
-const VENV_DIR: &str = ".venv";
+/// The environment variable that limits the interpreters of a run to a comma- or
+/// space-separated list of names, e.g. `BOC_PYTHONS=python3`.
+pub(crate) const SELECT_VAR: &str = "BOC_PYTHONS";
 
-/// Python packages the environment needs for building and testing.
-const TOOLS: [&str; 2] = ["maturin", "pytest"];
+/// The Python benchmark driver, relative to the repository root.
+const BENCH_DRIVER: &str = "crates/boc-py/benches/run.py";
 
-/// A Python virtual environment with maturin and pytest installed.
+/// How long one test may run before pytest-timeout fails it, so a hang is a failure
+/// with a traceback rather than a stuck CI job.
+const TEST_TIMEOUT_SECONDS: u32 = 120;
+
+/// A Python package, by the name it is imported under and the name pip installs.
+struct Package {
+    import: &'static str,
+    pip: &'static str,
+}
+
+/// What every environment needs for building and testing the binding.
+const TOOLS: [Package; 3] = [
+    Package { import: "maturin", pip: "maturin" },
+    Package { import: "pytest", pip: "pytest" },
+    Package { import: "pytest_timeout", pip: "pytest-timeout" },
+];
+
+/// The runtime the benchmarks compare against, installed from PyPI.
+const BOCPY: Package = Package { import: "bocpy", pip: "bocpy" };
+
+/// Where an interpreter is looked for.
+enum Source {
+    /// `$BOC_PYTHON`, else `python3` from `PATH`; its environment is the active one
+    /// (`$VIRTUAL_ENV`) if any. Always taken as present: creating its environment
+    /// fails loudly if it is not.
+    Default,
+    /// The newest pyenv install of this minor version, e.g. `3.12` → `3.12.1`.
+    Pyenv(&'static str),
+    /// A fixed path.
+    Fixed(&'static str),
+}
+
+/// An interpreter of the test matrix and where its environment lives.
+struct Interpreter {
+    /// The name used in banners and in `BOC_PYTHONS`.
+    name: &'static str,
+    /// The environment, relative to the repository root.
+    venv_dir: &'static str,
+    source: Source,
+}
+
+/// Every interpreter `cargo xtask test` runs the Python tests on, in order.
+const INTERPRETERS: [&Interpreter; 4] = [&PRIMARY, &PYENV_3_12, &PYENV_3_13, &FREE_THREADED];
+
+/// The default interpreter: the demo's, and the first of the test matrix.
+const PRIMARY: Interpreter = Interpreter { name: "python3", venv_dir: ".venv", source: Source::Default };
+
+/// pyenv's CPython 3.12; the bocpy comparison runs on it (both sides, one environment).
+const PYENV_3_12: Interpreter = Interpreter { name: "3.12", venv_dir: ".venv-3.12", source: Source::Pyenv("3.12") };
+
+const PYENV_3_13: Interpreter = Interpreter { name: "3.13", venv_dir: ".venv-3.13", source: Source::Pyenv("3.13") };
+
+/// The free-threaded CPython, built by `../shared/tools/build-ft-python.sh`.
+const FREE_THREADED: Interpreter =
+    Interpreter { name: "3.13t", venv_dir: ".venv-3.13t", source: Source::Fixed("/opt/python-ft/bin/python3.13t") };
+
+impl Interpreter {
+    /// The interpreter an environment is created from, or `None` if it is not
+    /// installed.
+    fn locate(&self) -> Option<OsString> {
+        match self.source {
+            Source::Default => Some(env::var_os("BOC_PYTHON").unwrap_or_else(|| "python3".into())),
+            Source::Pyenv(minor) => {
+                let versions = pyenv_root()?.join("versions");
+                let names = fs::read_dir(&versions).ok()?.flatten().map(|entry| entry.file_name());
+                let best = newest_release(minor, names.filter_map(|name| name.into_string().ok()))?;
+                let python = versions.join(best).join("bin").join("python3");
+                python.is_file().then(|| python.into_os_string())
+            }
+            Source::Fixed(path) => Path::new(path).is_file().then(|| path.into()),
+        }
+    }
+
+    /// Where `locate` looks, for the "not found" message.
+    fn search_description(&self) -> String {
+        match self.source {
+            Source::Default => "python3 on PATH".to_owned(),
+            Source::Pyenv(minor) => {
+                let root = pyenv_root().map_or_else(|| "$PYENV_ROOT".to_owned(), |root| root.display().to_string());
+                format!("{root}/versions/{minor}.*/bin/python3")
+            }
+            Source::Fixed(path) => path.to_owned(),
+        }
+    }
+
+    /// The environment's folder: for the default interpreter the active environment
+    /// if any, else `venv_dir` under the repository root.
+    fn venv_path(&self, root: &Path) -> PathBuf {
+        let active = match self.source {
+            Source::Default => env::var_os("VIRTUAL_ENV").filter(|dir| !dir.is_empty()),
+            Source::Pyenv(_) | Source::Fixed(_) => None,
+        };
+        active.map_or_else(|| root.join(self.venv_dir), PathBuf::from)
+    }
+}
+
+/// `$PYENV_ROOT`, else `~/.pyenv`.
+fn pyenv_root() -> Option<PathBuf> {
+    env::var_os("PYENV_ROOT")
+        .filter(|root| !root.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".pyenv")))
+}
+
+/// The newest release `<minor>.N` among pyenv's version folder names. Anything with a
+/// suffix (`3.13.0t`, `3.13-dev`, `3.12.0rc1`) is left out: a free-threaded or
+/// pre-release build is not the classic interpreter asked for.
+fn newest_release(minor: &str, names: impl Iterator<Item = String>) -> Option<String> {
+    names
+        .filter_map(|name| {
+            let patch = name.strip_prefix(minor)?.strip_prefix('.')?.parse::<u32>().ok()?;
+            Some((patch, name))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+/// The interpreters named by `spec` (the value of `BOC_PYTHONS`), in matrix order; all
+/// of them when `spec` is unset or blank.
+fn select(spec: Option<&str>) -> Result<Vec<&'static Interpreter>> {
+    let names: Vec<&str> = spec.unwrap_or_default().split([',', ' ']).filter(|name| !name.is_empty()).collect();
+    if let Some(unknown) = names.iter().find(|name| !INTERPRETERS.iter().any(|known| known.name == **name)) {
+        let known: Vec<&str> = INTERPRETERS.iter().map(|known| known.name).collect();
+        return Err(format!("{SELECT_VAR} names `{unknown}`, which is not one of: {}", known.join(", ")));
+    }
+    Ok(INTERPRETERS.into_iter().filter(|known| names.is_empty() || names.contains(&known.name)).collect())
+}
+
+/// A Python virtual environment.
 pub(crate) struct Venv {
     dir: PathBuf,
 }
 
 impl Venv {
-    /// The active environment, else `<root>/.venv`, created if missing; installs the
-    /// tools if they are not importable yet.
-    pub(crate) fn ensure(root: &Path) -> Result<Venv> {
-        let dir = match env::var_os("VIRTUAL_ENV").filter(|dir| !dir.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => root.join(VENV_DIR),
-        };
+    /// The environment at `dir`, created from `interpreter` if missing, with
+    /// `packages` installed.
+    fn ensure(dir: PathBuf, interpreter: &OsStr, packages: &[Package]) -> Result<Venv> {
         if !dir.join("bin").join("python").exists() {
-            let interpreter = env::var_os("BOC_PYTHON").unwrap_or_else(|| "python3".into());
             Cmd::new(interpreter).args(["-m".as_ref(), "venv".as_ref(), dir.as_os_str()]).run()?;
         }
         let venv = Venv { dir };
-        let import_tools = format!("import {}", TOOLS.join(", "));
-        if !venv.python().args(["-c", &import_tools]).succeeds_quietly() {
-            venv.python()
-                .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-                .args(["-m", "pip", "install", "-q"])
-                .args(TOOLS)
-                .run()?;
-        }
+        venv.ensure_packages(packages)?;
         Ok(venv)
+    }
+
+    /// Installs with pip those of `packages` that are not importable yet.
+    fn ensure_packages(&self, packages: &[Package]) -> Result {
+        let imports: Vec<&str> = packages.iter().map(|package| package.import).collect();
+        if self.python().args(["-c", &format!("import {}", imports.join(", "))]).succeeds_quietly() {
+            return Ok(());
+        }
+        self.python()
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .args(["-m", "pip", "install", "-q"])
+            .args(packages.iter().map(|package| package.pip))
+            .run()
+    }
+
+    /// The environment's `python` executable.
+    fn python_path(&self) -> PathBuf {
+        self.dir.join("bin").join("python")
     }
 
     /// `python` of this environment, run as if the environment were activated.
     pub(crate) fn python(&self) -> Cmd {
-        let bin = self.dir.join("bin");
-        let mut path = OsString::from(bin.as_os_str());
+        let mut path = OsString::from(self.dir.join("bin"));
         if let Some(inherited) = env::var_os("PATH") {
             path.push(":");
             path.push(inherited);
         }
-        Cmd::new(bin.join("python")).env("VIRTUAL_ENV", &self.dir).env("PATH", path)
+        Cmd::new(self.python_path()).env("VIRTUAL_ENV", &self.dir).env("PATH", path)
     }
 
-    /// Builds the binding crate and installs the `boc` package into this environment.
-    pub(crate) fn install_binding(&self) -> Result {
+    /// Builds the binding crate in release mode and installs the `boc` package into
+    /// this environment, for its interpreter (maturin follows `VIRTUAL_ENV`).
+    fn install_binding(&self) -> Result {
         let manifest = Path::new(BINDING_CRATE_DIR).join("Cargo.toml");
-        self.python()
-            .args([
-                "-m".as_ref(),
-                "maturin".as_ref(),
-                "develop".as_ref(),
-                "--release".as_ref(),
-                "-m".as_ref(),
-                manifest.as_os_str(),
-            ])
-            .run()
+        self.python().args(["-m", "maturin", "develop", "--release", "-m"]).arg(manifest).run()
     }
+
+    /// Imports the installed extension and describes the interpreter it loaded into:
+    /// `Python 3.13.1, free-threaded, GIL disabled after import boc; extension …`.
+    fn describe_binding(&self) -> Result<String> {
+        const PROBE: &str = "\
+import sys, sysconfig
+import boc._boc as ext
+parts = ['Python ' + sys.version.split()[0]]
+if sysconfig.get_config_var('Py_GIL_DISABLED'):
+    gil = 'ENABLED' if sys._is_gil_enabled() else 'disabled'
+    parts.append('free-threaded, GIL ' + gil + ' after import boc')
+print(', '.join(parts) + '; extension ' + ext.__file__)
+";
+        self.python()
+            .args(["-c", PROBE])
+            .read_stdout()
+            .map_err(|err| format!("the freshly built extension does not import: {err}"))
+    }
+}
+
+/// Gets `interpreter`'s environment ready to run boc: created with the tools, the
+/// binding built into it and imported once. `None` if the interpreter is not found.
+fn prepare(root: &Path, interpreter: &Interpreter) -> Result<Option<Venv>> {
+    let Some(executable) = interpreter.locate() else {
+        return Ok(None);
+    };
+    let venv_dir = interpreter.venv_path(root);
+    let shown_dir = venv_dir.strip_prefix(root).unwrap_or(&venv_dir);
+    println!("=== {}: {}, environment {} ===", interpreter.name, Path::new(&executable).display(), shown_dir.display());
+    let venv = Venv::ensure(venv_dir, &executable, &TOOLS)?;
+    venv.install_binding()?;
+    let description = venv.describe_binding()?;
+    println!("=== {}: {description} ===", interpreter.name);
+    Ok(Some(venv))
+}
+
+/// The default environment with the binding installed, for the demo.
+pub(crate) fn primary_venv(root: &Path) -> Result<Venv> {
+    prepare(root, &PRIMARY)?.ok_or_else(|| "no default Python interpreter".to_owned())
 }
 
 /// The `test_*.py` files of the binding crate's `tests/` folder.
@@ -96,17 +276,116 @@ fn test_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The Python step: build and install `boc-py`, then pytest with warnings as errors.
-/// Skipped while the binding has no tests.
+/// How the tests went on one interpreter.
+enum Outcome {
+    Passed,
+    NotFound,
+    Failed,
+}
+
+/// The Python step: on every selected interpreter that is found, build and install
+/// `boc-py` into its environment, then pytest with warnings as errors and a per-test
+/// timeout. Every interpreter runs even after a failure, so one run shows them all;
+/// the step fails if any did. Skipped while the binding has no tests.
 pub(crate) fn run_tests(root: &Path) -> Result {
     if test_files(root).is_empty() {
         println!("python tests: none yet, skipped");
         return Ok(());
     }
-    let venv = Venv::ensure(root)?;
-    venv.install_binding()?;
-    let tests = Path::new(BINDING_CRATE_DIR).join("tests");
+    let interpreters = select(env::var(SELECT_VAR).ok().as_deref())?;
+    let mut outcomes = Vec::new();
+    for interpreter in interpreters {
+        println!();
+        println!("=== python tests on {} ===", interpreter.name);
+        let outcome = match test_on(root, interpreter) {
+            Ok(true) => Outcome::Passed,
+            Ok(false) => Outcome::NotFound,
+            Err(err) => {
+                println!("=== {}: FAILED: {err} ===", interpreter.name);
+                Outcome::Failed
+            }
+        };
+        outcomes.push((interpreter, outcome));
+    }
+
+    println!();
+    println!("python tests by interpreter:");
+    let mut failed = Vec::new();
+    for (interpreter, outcome) in &outcomes {
+        let verdict = match outcome {
+            Outcome::Passed => "passed".to_owned(),
+            Outcome::NotFound => format!("skipped: not found ({})", interpreter.search_description()),
+            Outcome::Failed => {
+                failed.push(interpreter.name);
+                "FAILED (the error is above)".to_owned()
+            }
+        };
+        println!("  {:<8} {verdict}", interpreter.name);
+    }
+    if failed.is_empty() { Ok(()) } else { Err(format!("python tests failed on {}", failed.join(", "))) }
+}
+
+/// Runs the tests on one interpreter; `Ok(false)` if it is not found.
+fn test_on(root: &Path, interpreter: &Interpreter) -> Result<bool> {
+    let Some(venv) = prepare(root, interpreter)? else {
+        println!("skipped: not found ({})", interpreter.search_description());
+        return Ok(false);
+    };
     venv.python()
-        .args(["-m".as_ref(), "pytest".as_ref(), "-W".as_ref(), "error".as_ref(), "-ra".as_ref(), tests.as_os_str()])
-        .run()
+        .args(["-m", "pytest", "-W", "error", "-ra", &format!("--timeout={TEST_TIMEOUT_SECONDS}")])
+        .arg(Path::new(BINDING_CRATE_DIR).join("tests"))
+        .run()?;
+    Ok(true)
+}
+
+/// `cargo xtask bench --python`: boc against bocpy on the classic 3.12 (both installed
+/// in its environment), and 2 workers against 1 on the free-threaded 3.13t when it is
+/// found. The driver runs every side in its own process and writes the Python section
+/// of BENCHMARKS.md; `driver_args` go to it.
+pub(crate) fn run_benchmarks(root: &Path, driver_args: &[String]) -> Result {
+    let classic = prepare(root, &PYENV_3_12)?.ok_or_else(|| {
+        format!(
+            "the bocpy comparison needs CPython {}, not found ({})",
+            PYENV_3_12.name,
+            PYENV_3_12.search_description()
+        )
+    })?;
+    classic.ensure_packages(&[BOCPY])?;
+    let classic_python = classic.python_path();
+    let mut driver = classic.python().arg(BENCH_DRIVER);
+    driver = driver.arg("--bocpy-python").arg(&classic_python).arg("--boc-python").arg(&classic_python);
+    match prepare(root, &FREE_THREADED)? {
+        Some(free_threaded) => driver = driver.arg("--ft-python").arg(free_threaded.python_path()),
+        None => println!("free-threaded benchmark: skipped, {} not found", FREE_THREADED.search_description()),
+    }
+    let mut invocation = String::from("cargo xtask bench --python");
+    if !driver_args.is_empty() {
+        invocation = format!("{invocation} -- {}", driver_args.join(" "));
+    }
+    driver.arg("--invocation").arg(invocation).args(driver_args).run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_release_ignores_suffixed_builds() {
+        let names = ["3.12.1", "3.13.0", "3.13.10", "3.13.2", "3.13.0t", "3.13-dev", "3.13.1rc1", "3.130.0"];
+        let names = || names.iter().map(|name| (*name).to_owned());
+        assert_eq!(newest_release("3.13", names()).as_deref(), Some("3.13.10"));
+        assert_eq!(newest_release("3.12", names()).as_deref(), Some("3.12.1"));
+        assert_eq!(newest_release("3.11", names()), None);
+    }
+
+    #[test]
+    fn selection_by_name() {
+        let names =
+            |spec| select(spec).map(|found| found.iter().map(|interpreter| interpreter.name).collect::<Vec<_>>());
+        assert_eq!(names(None), Ok(vec!["python3", "3.12", "3.13", "3.13t"]));
+        assert_eq!(names(Some(" ")), Ok(vec!["python3", "3.12", "3.13", "3.13t"]));
+        assert_eq!(names(Some("python3")), Ok(vec!["python3"]));
+        assert_eq!(names(Some("3.13t, 3.12")), Ok(vec!["3.12", "3.13t"]));
+        assert!(names(Some("3.11")).is_err());
+    }
 }

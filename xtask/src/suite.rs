@@ -6,7 +6,10 @@
 //!    run; plain `cargo test` otherwise)
 //! 4. the loom models at preemption bound 2
 //! 5. tidy
-//! 6. the Python tests, once `crates/boc-py/tests` has any
+//! 6. the Python tests, once `crates/boc-py/tests` has any: pytest on `python3` and
+//!    on every other interpreter found among pyenv's 3.12 and 3.13 and the
+//!    free-threaded 3.13t, each in its own environment (see `python`); an interpreter
+//!    that is not found is skipped, `BOC_PYTHONS` limits the run to some of them
 //!
 //! `boc-py` is excluded from the Rust steps because building it needs a Python
 //! toolchain; the Python step builds it with maturin instead.
