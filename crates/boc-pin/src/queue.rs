@@ -367,6 +367,23 @@ impl<T: Send + 'static> MainQueue<T> {
         self.n_queued.load(Ordering::Relaxed)
     }
 
+    /// The labels of the oldest `max` queued tasks that have one, oldest
+    /// first: for a diagnostic of what waits for the home thread.
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// let queue = MainQueue::new(MainConfig { watchdog: None })?;
+    /// queue.push(1, Some("redraw (app.py:3)".into()));
+    /// queue.push(2, None);
+    /// assert_eq!(queue.labels(10), ["redraw (app.py:3)".into()]);
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    pub fn labels(&self, max: usize) -> Vec<Arc<str>> {
+        let state = self.shared.lock();
+        state.entries.iter().filter_map(|entry| entry.label.clone()).take(max).collect()
+    }
+
     /// Whether no task is queued (a snapshot, like [`len`](MainQueue::len)).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
