@@ -5,8 +5,9 @@ use crate::cown::{CownCore, PyCown};
 use crate::runtime::{self, PINNED, Running};
 use boc_core::Payload;
 use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyFunction, PyList, PyTuple};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -215,14 +216,27 @@ pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
     Ok(When { args: PyTuple::new(py, args)?.unbind(), cowns: flat, pinned })
 }
 
+/// True for an `async def` function (or async generator function), whose
+/// call never runs its body.
+fn is_async_def(function: &Bound<'_, PyAny>) -> bool {
+    /// `CO_COROUTINE | CO_ASYNC_GENERATOR` (stable since CPython 3.6).
+    const ASYNC_FLAGS: u32 = 0x80 | 0x200;
+    let py = function.py();
+    function.is_instance_of::<PyFunction>()
+        && function
+            .getattr(intern!(py, "__code__"))
+            .and_then(|code| code.getattr(intern!(py, "co_flags")))
+            .and_then(|flags| flags.extract::<u32>())
+            .is_ok_and(|flags| flags & ASYNC_FLAGS != 0)
+}
+
 fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
     if arg.is_callable() && arg.hasattr("__code__").unwrap_or(false) {
-        return format!(
-            "the function {} (use @when(...) with parentheses, naming the cowns)",
-            describe_function(arg)
-        );
+        return format!("the function {} (use @when(...) with parentheses, naming the cowns)", describe_function(arg));
     }
-    format!("a {} ({})", runtime::type_name(arg), arg.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()))
+    let name = runtime::type_name(arg);
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {name} ({})", arg.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()))
 }
 
 #[pymethods]
@@ -233,6 +247,13 @@ impl When {
             return Err(PyTypeError::new_err(format!(
                 "@when(...) decorates a function, not {}",
                 describe_arg(function)
+            )));
+        }
+        if is_async_def(function) {
+            return Err(PyTypeError::new_err(format!(
+                "@when(...) cannot schedule the async function {}: calling it would only create a coroutine, and \
+                 its body would never run. Make the behavior a plain def (use boc.aio to await results from asyncio).",
+                describe_function(function)
             )));
         }
         let (runtime, running) = runtime::enter()?;

@@ -13,7 +13,7 @@ use crate::errors;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::runtime::{self, Graveyard};
 use boc_core::CownHeader;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
@@ -194,10 +194,7 @@ impl PyCown {
     }
 
     #[setter]
-    fn set_value(&self, py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<()> {
-        let Some(value) = value else {
-            return Err(PyTypeError::new_err("a cown's value cannot be deleted; assign None instead"));
-        };
+    fn set_value(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<()> {
         let old = self.with_slot(py, "value", |slot| {
             let old = slot.value.replace(value);
             slot.is_exception = false;
@@ -209,6 +206,17 @@ impl PyCown {
         // itself use the cown.
         drop(old);
         Ok(())
+    }
+
+    /// `del cown.value`: refused (a cown always holds a value). Without
+    /// this deleter PyO3 0.28 answers "property has no deleter"; a setter
+    /// taking `Option` would instead receive `None` for `cown.value = None`.
+    #[deleter]
+    fn delete_value(&self) -> PyResult<()> {
+        Err(PyAttributeError::new_err(format!(
+            "the value of {} cannot be deleted: a cown always holds a value. Assign None instead (cown.value = None).",
+            describe(&self.core)
+        )))
     }
 
     /// True if the value is an exception raised by the behavior that
@@ -264,7 +272,9 @@ impl PyCown {
         let py = other.py();
         let Ok(other) = other.cast::<PyCown>() else { return py.NotImplemented() };
         let ordering = self.core.key().cmp(&other.get().core.key());
-        op.matches(ordering).into_pyobject(py).map_or_else(|_| py.NotImplemented(), |b| b.to_owned().into_any().unbind())
+        op.matches(ordering)
+            .into_pyobject(py)
+            .map_or_else(|_| py.NotImplemented(), |b| b.to_owned().into_any().unbind())
     }
 
     /// `Cown[int]` for type checkers.
@@ -294,10 +304,9 @@ impl PyCown {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY (why the slot can be read here): the collector runs while
-        // no other thread runs Python (the GIL, or a stop-the-world pause on
-        // free-threaded builds), and the slot is only written by attached
-        // threads between such points.
+        // SAFETY: the collector runs while no other thread runs Python (the
+        // GIL, or a stop-the-world pause on free-threaded builds), and the
+        // slot is only written by attached threads between such points.
         let slot = unsafe { &*self.core.slot.get() };
         if let Some(value) = &slot.value {
             visit.call(value)?;

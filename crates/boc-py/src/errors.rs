@@ -3,6 +3,7 @@
 
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError};
 use pyo3::prelude::*;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A pinned cown refusing to be copied or pickled.
@@ -35,20 +36,34 @@ pub(crate) fn off_main(operation: &str) -> PyErr {
     ))
 }
 
-/// A timed wait that ran out.
-pub(crate) fn timeout(operation: &str, timeout: Duration, n_in_flight: usize, n_main_pending: usize) -> PyErr {
-    let hint = if n_main_pending > 0 {
-        format!(
-            " {n_main_pending} of them are ready main-side behaviors (holding a PinnedCown): they run only when the main \
-             thread calls pump() or wait()."
-        )
-    } else {
-        String::new()
-    };
-    PyTimeoutError::new_err(format!(
-        "{operation}() timed out after {:.3} s with {n_in_flight} behaviors still scheduled or running.{hint}",
+/// A timed wait that ran out: how much is in flight, and which main-side
+/// behaviors wait for the main thread (by name, where known).
+pub(crate) fn timeout(
+    operation: &str,
+    timeout: Duration,
+    n_in_flight: usize,
+    main_side: &[Arc<str>],
+    n_main: usize,
+) -> PyErr {
+    let mut message = format!(
+        "{operation}() timed out after {:.3} s with {n_in_flight} behaviors still scheduled or running.",
         timeout.as_secs_f64()
-    ))
+    );
+    if n_main > 0 {
+        message.push_str(&format!(
+            " {n_main} of them are ready main-side behaviors (holding a PinnedCown), which run only when the main \
+             thread calls pump() or wait()"
+        ));
+        if !main_side.is_empty() {
+            let names = main_side.iter().map(|label| &**label).collect::<Vec<_>>().join(", ");
+            message.push_str(&format!(": {names}"));
+            if n_main > main_side.len() {
+                message.push_str(&format!(" and {} more", n_main - main_side.len()));
+            }
+        }
+        message.push('.');
+    }
+    PyTimeoutError::new_err(message)
 }
 
 /// Waiting from inside a behavior, which could never see quiescence.

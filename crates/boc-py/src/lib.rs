@@ -29,5 +29,6 @@ fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(runtime::set_pump_waker, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::set_pump_watchdog, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::_state, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::_after_fork_in_child, module)?)?;
     Ok(())
 }

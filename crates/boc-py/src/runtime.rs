@@ -17,7 +17,9 @@ use crate::behavior::{self, MainContext};
 use crate::errors;
 use crate::primitive::{AtomicBool, Ordering};
 use boc_core::{Dispatch, Ran, Ready};
-use boc_pin::{Affinity, Budget, MainConfig, MainQueue, MainRunner, Outcome, PumpError, StarvationReport, WatchdogConfig};
+use boc_pin::{
+    Affinity, Budget, MainConfig, MainQueue, MainRunner, Outcome, PumpError, StarvationReport, WatchdogConfig,
+};
 use boc_sched::{Pool, Runner, Terminator};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -288,7 +290,7 @@ fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>>
 fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResult<Duration> {
     let what = format!("a positive number of milliseconds (or None {none_means})");
     let millis = number(name, &what, value)?;
-    if !(millis > 0.0) {
+    if millis.is_nan() || millis <= 0.0 {
         return Err(PyValueError::new_err(format!("{name} must be {what}, not {value}")));
     }
     Duration::try_from_secs_f64(millis / 1000.0)
@@ -340,8 +342,9 @@ fn wait_for_all(py: Python<'_>, operation: &str, timeout: Option<Duration>, stop
             match deadline.checked_duration_since(Instant::now()) {
                 Some(remaining) if !remaining.is_zero() => slice = slice.min(remaining),
                 _ => {
-                    let (n_in_flight, n_pending) = (runtime.n_in_flight(), runtime.main.len());
-                    return Err(errors::timeout(operation, timeout.unwrap_or_default(), n_in_flight, n_pending));
+                    let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main.len());
+                    let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
+                    return Err(errors::timeout(operation, timeout.unwrap_or_default(), n_in_flight, &labels, n_main));
                 }
             }
         }
@@ -401,11 +404,11 @@ fn max_behaviors_arg(bound: &Bound<'_, PyAny>) -> PyResult<usize> {
     if bound.is_instance_of::<PyBool>() || !bound.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!("max_behaviors must be {what}, not {}", type_name(bound))));
     }
-    let value: i128 = bound.extract().unwrap_or(-1);
-    usize::try_from(value)
-        .ok()
-        .filter(|value| *value > 0)
-        .ok_or_else(|| PyValueError::new_err(format!("max_behaviors must be {what}, not {bound}")))
+    if !bound.gt(0)? {
+        return Err(PyValueError::new_err(format!("max_behaviors must be {what}, not {bound}")));
+    }
+    // A positive int too large for a count means no practical limit.
+    Ok(bound.extract::<usize>().unwrap_or(usize::MAX))
 }
 
 /// Pumps the main-side queue on the main thread with `budget`.
@@ -473,7 +476,13 @@ struct WorkerThread {
 
 impl WorkerThread {
     const fn new() -> Self {
-        Self { thread_state: std::ptr::null_mut(), gil_state: None, attached: false, ran: Vec::new(), batch_started: None }
+        Self {
+            thread_state: std::ptr::null_mut(),
+            gil_state: None,
+            attached: false,
+            ran: Vec::new(),
+            batch_started: None,
+        }
     }
 
     fn attach(&mut self) {
@@ -633,10 +642,27 @@ fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&StarvationReport) + 
     }
 }
 
+/// `set_pump_watchdog`'s `warn_ms`: a threshold, or `None` for off.
+pub(crate) enum WarnMs {
+    Off,
+    After(Duration),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for WarnMs {
+    type Error = PyErr;
+
+    fn extract(warn_ms: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if warn_ms.is_none() {
+            return Ok(Self::Off);
+        }
+        Ok(Self::After(millis_arg("warn_ms", &warn_ms, "to turn the watchdog off")?))
+    }
+}
+
 /// `set_pump_watchdog(warn_ms=..., on_starve=None)`.
 #[pyfunction]
-#[pyo3(signature = (warn_ms, on_starve = None))]
-pub(crate) fn set_pump_watchdog(warn_ms: &Bound<'_, PyAny>, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+#[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
+pub(crate) fn set_pump_watchdog(warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     let on_starve = on_starve.filter(|callback| !callback.is_none());
     if let Some(callback) = on_starve
         && !callback.is_callable()
@@ -646,12 +672,11 @@ pub(crate) fn set_pump_watchdog(warn_ms: &Bound<'_, PyAny>, on_starve: Option<&B
             type_name(callback)
         )));
     }
-    let config = if warn_ms.is_none() {
-        None
-    } else {
-        let threshold = millis_arg("warn_ms", warn_ms, "to turn the watchdog off")?;
+    let config = if let WarnMs::After(threshold) = warn_ms {
         let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
         Some(WatchdogConfig::new(threshold).with_sink(sink))
+    } else {
+        None
     };
     let runtime = runtime()?;
     runtime.watchdog_on.store(config.is_some(), Ordering::Relaxed);
@@ -747,6 +772,27 @@ pub(crate) fn set_pump_waker(callback: &Bound<'_, PyAny>) -> PyResult<()> {
         previous.close();
     }
     Ok(())
+}
+
+/// `_after_fork_in_child()`, registered with `os.register_at_fork`: a
+/// forked child has only the forking thread, so the worker pool it inherited
+/// has no threads and every behavior sent to it would wait forever. Forget
+/// that pool (joining its threads would hang too); the next `@when` starts a
+/// fresh one. Behaviors in flight at the fork are lost in the child, with the
+/// cowns they hold.
+#[pyfunction]
+pub(crate) fn _after_fork_in_child() {
+    let Some(runtime) = RUNTIME.get() else { return };
+    // A lock held by a thread that did not survive the fork stays held:
+    // never wait for it.
+    let mut state = match runtime.running.try_write() {
+        Ok(state) => state,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    if let Some(running) = state.take() {
+        std::mem::forget(running);
+    }
 }
 
 /// `_state()`: a snapshot for diagnostics and tests.

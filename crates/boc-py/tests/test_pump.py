@@ -205,3 +205,33 @@ def test_the_default_watchdog_sink_is_the_boc_logger(caplog):
     finally:
         boc.set_pump_watchdog(warn_ms=2000)
     assert any(r.name == "boc" and "starving" in r.getMessage() for r in caplog.records)
+
+
+def test_a_timed_out_wait_off_main_names_the_main_side_behaviors_waiting():
+    @when(PinnedCown(0))
+    def paint_the_canvas(cown):
+        return 1
+
+    errors = []
+
+    def waiter():
+        try:
+            boc.quiesce(timeout=0.05)
+        except TimeoutError as error:
+            errors.append(str(error))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    thread.join()
+    wait()
+    assert len(errors) == 1
+    assert "1 behaviors still scheduled or running" in errors[0]
+    assert "paint_the_canvas" in errors[0]
+    assert "pump()" in errors[0]
+
+
+def test_the_watchdog_can_be_turned_off_and_back_to_its_default():
+    boc.set_pump_watchdog(None)
+    boc.set_pump_watchdog()
+    boc.set_pump_watchdog(warn_ms=1500.5)
+    boc.set_pump_watchdog(2000)
