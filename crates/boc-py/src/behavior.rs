@@ -168,6 +168,68 @@ pub(crate) fn describe_function(function: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// What `@when` learns about a function from its code object: whether it
+/// is an `async def` (refused), and its name for the watchdog. Each costs
+/// attribute lookups, and programs schedule the same few functions over and
+/// over, so every thread keeps the facts of the last [`MAX_CODE_FACTS`] code
+/// objects it saw. An entry holds its code object, so the address it is
+/// found by cannot be reused by another while cached.
+struct CodeFacts {
+    code: Py<PyAny>,
+    is_async: bool,
+    label: Option<Arc<str>>,
+}
+
+const MAX_CODE_FACTS: usize = 8;
+
+/// `CO_COROUTINE | CO_ASYNC_GENERATOR` (stable since CPython 3.6).
+const ASYNC_FLAGS: u32 = 0x80 | 0x200;
+
+thread_local! {
+    static CODE_FACTS: RefCell<Vec<CodeFacts>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the facts of `function`'s code, or returns `None` if it is
+/// not a plain Python function.
+fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts) -> R) -> Option<R> {
+    if !function.is_instance_of::<PyFunction>() {
+        return None;
+    }
+    let py = function.py();
+    // SAFETY: `function` is a function object; the code object is borrowed
+    // from it, which keeps it alive for this call.
+    let code = unsafe { pyo3::ffi::PyFunction_GetCode(function.as_ptr()) };
+    CODE_FACTS.with(|facts| {
+        let mut facts = facts.borrow_mut();
+        if let Some(idx) = facts.iter().position(|entry| entry.code.as_ptr() == code) {
+            return Some(f(&mut facts[idx]));
+        }
+        // SAFETY: `code` is alive (see above); the new reference keeps it so.
+        let code = unsafe { Bound::from_borrowed_ptr(py, code) };
+        let is_async = code
+            .getattr(intern!(py, "co_flags"))
+            .and_then(|flags| flags.extract::<u32>())
+            .is_ok_and(|flags| flags & ASYNC_FLAGS != 0);
+        if facts.len() == MAX_CODE_FACTS {
+            facts.pop();
+        }
+        facts.insert(0, CodeFacts { code: code.unbind(), is_async, label: None });
+        Some(f(&mut facts[0]))
+    })
+}
+
+/// True for an `async def` function (or async generator function), whose
+/// call never runs its body.
+fn is_async_def(function: &Bound<'_, PyAny>) -> bool {
+    with_code_facts(function, |facts| facts.is_async).unwrap_or(false)
+}
+
+/// The watchdog's name for a behavior running `function`.
+fn label_of(function: &Bound<'_, PyAny>) -> Arc<str> {
+    with_code_facts(function, |facts| Arc::clone(facts.label.get_or_insert_with(|| describe_function(function).into())))
+        .unwrap_or_else(|| describe_function(function).into())
+}
+
 /// The decorator `when(*cowns)` returns: validated arguments, waiting for
 /// the function.
 #[pyclass(name = "when", module = "boc", frozen)]
@@ -216,20 +278,6 @@ pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
     Ok(When { args: PyTuple::new(py, args)?.unbind(), cowns: flat, pinned })
 }
 
-/// True for an `async def` function (or async generator function), whose
-/// call never runs its body.
-fn is_async_def(function: &Bound<'_, PyAny>) -> bool {
-    /// `CO_COROUTINE | CO_ASYNC_GENERATOR` (stable since CPython 3.6).
-    const ASYNC_FLAGS: u32 = 0x80 | 0x200;
-    let py = function.py();
-    function.is_instance_of::<PyFunction>()
-        && function
-            .getattr(intern!(py, "__code__"))
-            .and_then(|code| code.getattr(intern!(py, "co_flags")))
-            .and_then(|flags| flags.extract::<u32>())
-            .is_ok_and(|flags| flags & ASYNC_FLAGS != 0)
-}
-
 fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
     if arg.is_callable() && arg.hasattr("__code__").unwrap_or(false) {
         return format!("the function {} (use @when(...) with parentheses, naming the cowns)", describe_function(arg));
@@ -265,8 +313,7 @@ impl When {
         cowns.sort_unstable_by_key(|core| core.key());
         cowns.dedup_by(|a, b| Arc::ptr_eq(a, b));
         let cowns = cowns.into_boxed_slice();
-        let label = (running.is_main_side(self.pinned) && runtime.labels_wanted())
-            .then(|| Arc::<str>::from(describe_function(function)));
+        let label = (running.is_main_side(self.pinned) && runtime.labels_wanted()).then(|| label_of(function));
         let headers = std::ptr::from_ref::<[Arc<CownCore>]>(&cowns);
         let dispatcher = Arc::clone(&running);
         let payload = PyBody {

@@ -220,10 +220,14 @@ impl PyCown {
     }
 
     /// True if the value is an exception raised by the behavior that
-    /// produced this cown.
+    /// produced this cown. Looking counts as retrieving it: a program that
+    /// checked is not told again that it never looked.
     #[getter]
     fn exception(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_slot(py, "exception flag", |slot| slot.is_exception)
+        self.with_slot(py, "exception flag", |slot| {
+            slot.retrieved |= slot.is_exception;
+            slot.is_exception
+        })
     }
 
     /// The value, or raise the exception the producing behavior raised.

@@ -47,6 +47,17 @@ const MAX_BATCH: usize = 64;
 /// releases them.
 const MAX_BATCH_TIME: Duration = Duration::from_micros(500);
 
+/// On a classic (GIL) build, how long a worker that found the GIL busy
+/// last time lets the holder run before it asks for the GIL again. Every
+/// `@when` detaches for two-phase locking, and a worker blocked on the GIL
+/// would take it at each of those moments, one behavior at a time: two
+/// thread switches per behavior. Stepping aside instead lets the scheduling
+/// thread run on, and the worker then runs what has gathered in one batch.
+const GATHER_TIME: Duration = Duration::from_micros(200);
+
+/// Attaching took longer than this: the GIL was busy.
+const CONTENDED_ATTACH: Duration = Duration::from_micros(2);
+
 /// How often a blocked `wait` on the main thread looks for signals (so
 /// Ctrl-C interrupts it); work and quiescence wake it at once.
 const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -65,8 +76,16 @@ static MAIN_THREAD: OnceLock<std::thread::Thread> = OnceLock::new();
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static RUNTIME_INIT: Mutex<()> = Mutex::new(());
 
+/// False on a free-threaded build running without the GIL. Written once
+/// at import (Relaxed: read as a hint only).
+static GIL_ENABLED: AtomicBool = AtomicBool::new(true);
+
 /// Called once at import.
 pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    if let Ok(is_gil_enabled) = sys.getattr("_is_gil_enabled") {
+        GIL_ENABLED.store(is_gil_enabled.call0()?.is_truthy()?, Ordering::Relaxed);
+    }
     let ident: c_ulong = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
     let _ = MAIN_IDENT.set(ident);
     note_thread();
@@ -470,6 +489,8 @@ struct WorkerThread {
     /// when the thread exits.
     gil_state: Option<ffi::PyGILState_STATE>,
     attached: bool,
+    /// The last attach waited for the GIL (see [`GATHER_TIME`]).
+    contended: bool,
     ran: Vec<Ran>,
     batch_started: Option<Instant>,
 }
@@ -480,6 +501,7 @@ impl WorkerThread {
             thread_state: std::ptr::null_mut(),
             gil_state: None,
             attached: false,
+            contended: false,
             ran: Vec::new(),
             batch_started: None,
         }
@@ -489,6 +511,10 @@ impl WorkerThread {
         if self.attached {
             return;
         }
+        if self.contended {
+            std::thread::sleep(GATHER_TIME);
+        }
+        let started = Instant::now();
         if self.gil_state.is_none() {
             // SAFETY: the interpreter is initialized (boc was imported) and
             // not finalizing (boc stops its workers at exit, before
@@ -499,7 +525,9 @@ impl WorkerThread {
             unsafe { ffi::PyEval_RestoreThread(self.thread_state) };
         }
         self.attached = true;
-        self.batch_started = Some(Instant::now());
+        let now = Instant::now();
+        self.contended = GIL_ENABLED.load(Ordering::Relaxed) && now.duration_since(started) > CONTENDED_ATTACH;
+        self.batch_started = Some(now);
     }
 
     fn detach(&mut self) {
