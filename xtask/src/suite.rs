@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
 //! 1. `cargo fmt --all --check`
-//! 2. clippy on every crate but `boc-py`, all targets, warnings denied
+//! 2. clippy on every crate (`boc-py` included: clippy does not link it), all
+//!    targets, warnings denied
 //! 3. the Rust tests (cargo-nextest when installed, plus the doc tests it does not
 //!    run; plain `cargo test` otherwise)
 //! 4. the loom models at preemption bound 2
@@ -36,7 +37,7 @@ pub(crate) fn run(root: &Path) -> Result {
     };
     timed("fmt", &|| Cmd::cargo().args(["fmt", "--all", "--check"]).run())?;
     timed("clippy", &|| {
-        Cmd::cargo().arg("clippy").args(RUST_PACKAGES).args(["--all-targets", "--", "-D", "warnings"]).run()
+        Cmd::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).run()
     })?;
     timed("rust tests", &rust_tests)?;
     timed("loom", &|| loom::run(root, LOOM_PREEMPTIONS, &[]))?;
