@@ -36,9 +36,7 @@ pub(crate) fn run(root: &Path) -> Result {
         Ok(())
     };
     timed("fmt", &|| Cmd::cargo().args(["fmt", "--all", "--check"]).run())?;
-    timed("clippy", &|| {
-        Cmd::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).run()
-    })?;
+    timed("clippy", &|| Cmd::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).run())?;
     timed("rust tests", &rust_tests)?;
     timed("loom", &|| loom::run(root, LOOM_PREEMPTIONS, &[]))?;
     timed("tidy", &|| tidy::run(root))?;
