@@ -218,6 +218,10 @@ impl Runtime {
     /// left running.
     fn stop_if_idle(&self, py: Python<'_>) -> bool {
         let Some(running) = self.current() else { return true };
+        if running.terminator.is_closed() {
+            // Another thread is stopping it.
+            return true;
+        }
         if !running.terminator.try_close_idle() {
             return false;
         }

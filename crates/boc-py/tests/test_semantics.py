@@ -377,3 +377,48 @@ def test_wait_from_another_thread_waits_for_worker_side_work():
     assert errors == []
     wait()
     assert counter.value == 100
+
+
+def test_stop_finishes_everything_including_main_side_work():
+    counter = Cown(0)
+    screen = PinnedCown([])
+    for i in range(100):
+
+        @when(counter)
+        def _(counter):
+            counter.value += 1
+
+        @when(screen, counter)
+        def _(screen, counter):
+            screen.value.append(counter.value)
+
+    boc.stop()
+    assert _boc._state() == {"running": False, "workers": None, "in_flight": 0, "main_pending": 0}
+    assert counter.value == 100
+    assert screen.value == list(range(1, 101))
+
+
+def test_concurrent_waits_all_return():
+    counter = Cown(0)
+    for _ in range(200):
+
+        @when(counter)
+        def _(counter):
+            counter.value += 1
+
+    errors = []
+
+    def waiter():
+        try:
+            boc.wait(timeout=30)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    boc.wait(timeout=30)
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert counter.value == 200
