@@ -9,12 +9,33 @@ must stay on the main thread (a GUI widget, an asyncio object, a GL
 context): every behavior that names one runs on the main thread, when that
 thread calls ``pump()`` or ``wait()``.
 
+::
+
+    import boc
+    from boc import Cown, when
+
+    a, b = Cown(100), Cown(0)
+
+    @when(a, b)
+    def transfer(a, b):
+        a.value -= 10
+        b.value += 10
+        return b.value
+
+    boc.wait()               # runs everything, then stops the workers
+    print(transfer.value)    # 10: the name is bound to the result cown
+
+Exceptions raised by a body land on its result cown (``.exception`` is
+true, ``.unwrap()`` re-raises); one never retrieved is logged on logger
+``"boc"`` when the cown is dropped.
+
 See docs/python.md for the guide.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 from typing import NamedTuple, Optional
 
 from . import _boc
@@ -48,7 +69,18 @@ __all__ = [
 
 
 class PumpResult(NamedTuple):
-    """What one ``pump()`` call did."""
+    """What one ``pump()`` call did.
+
+    Attributes:
+        executed: main-side behaviors run, including those that raised.
+        deadline_reached: true if ``deadline_ms`` stopped the pump while
+            behaviors were still ready (they are counted in ``pending``).
+        raised: behaviors whose body raised an ``Exception``; each one
+            is on that behavior's result cown.
+        pending: main-side behaviors ready and waiting when the call
+            returned, left for the next ``pump()``. Defaults to 0, so
+            ``PumpResult(executed, deadline_reached, raised)`` still works.
+    """
 
     executed: int
     """Main-side behaviors run (including those that raised)."""
@@ -67,18 +99,45 @@ def pump(
 ) -> PumpResult:
     """Run ready main-side behaviors on the main thread, within a budget.
 
-    ``max_behaviors`` caps how many run; ``deadline_ms`` stops starting new
-    ones after that many milliseconds (a running body is never
-    interrupted). With neither, the queue is drained, including behaviors
-    that become ready meanwhile. A body's ``Exception`` lands on its result
-    cown and counts in ``raised``; with ``raise_on_error=True`` the first
-    one is raised here after that behavior has released its cowns, and the
-    rest stay queued. A ``BaseException`` (``KeyboardInterrupt``,
-    ``SystemExit``) always propagates the same way.
+    Main-side behaviors are those whose request set holds a ``PinnedCown``
+    (or all behaviors, after ``start(workers=0)``). They run only when the
+    main thread calls ``pump()`` or ``wait()``. An interactive program
+    calls ``pump`` from its own event loop, once per iteration, with a
+    budget; ``pump_fd()`` or ``set_pump_waker()`` tell the loop when work
+    arrives, and the watchdog (``set_pump_watchdog``) warns when nobody
+    pumps.
 
-    Raises ``RuntimeError`` off the main thread or inside a main-side
-    behavior; ``TypeError``/``ValueError`` for a bad bound. Before any
-    runtime exists it does nothing and returns zeros.
+    Args:
+        max_behaviors: run at most this many (a positive ``int``).
+        deadline_ms: stop *starting* behaviors after this many
+            milliseconds (a positive ``int`` or ``float``); a running body
+            is never interrupted, so the call can overrun by one body.
+        raise_on_error: re-raise the first ``Exception`` a body raises,
+            after that behavior has released its cowns; the rest stay
+            queued.
+
+    With neither bound, the queue is drained, including behaviors that
+    become ready during the call (the next link of a chain on one pinned
+    cown). It never waits for behaviors that are not ready yet: with
+    nothing ready it returns at once.
+
+    A body's ``Exception`` lands on its result cown and counts in
+    ``raised``, and pumping goes on (unless ``raise_on_error``). A
+    ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``) always
+    propagates, after that behavior's cleanup; queued behaviors stay
+    queued for the next call.
+
+    Returns:
+        A ``PumpResult(executed, deadline_reached, raised, pending)``.
+
+    Raises:
+        RuntimeError: off the main thread, or inside a main-side behavior
+            (pumping is not re-entrant).
+        TypeError: a bound of the wrong type (``bool``, ``str``, a
+            ``float`` for ``max_behaviors``; a non-bool ``raise_on_error``).
+        ValueError: a bound of ``0`` or less.
+
+    Before any runtime exists it does nothing and returns zeros.
     """
     return PumpResult(*_boc.pump(max_behaviors, deadline_ms, raise_on_error))
 
@@ -95,3 +154,8 @@ def _shutdown_at_exit() -> None:
 
 
 atexit.register(_shutdown_at_exit)
+
+if hasattr(os, "register_at_fork"):
+    # A forked child inherits no worker threads: drop the dead pool there so
+    # the child's first @when starts a fresh one instead of waiting forever.
+    os.register_at_fork(after_in_child=_boc._after_fork_in_child)

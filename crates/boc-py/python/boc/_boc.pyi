@@ -1,0 +1,232 @@
+"""Type stubs for ``boc._boc``, the extension module behind the ``boc`` package.
+
+Import these names from ``boc``, not from here. The guide is docs/python.md.
+"""
+
+from types import GenericAlias
+from typing import Any, Callable, Generic, NoReturn, TypedDict, TypeVar, final
+
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "Cown",
+    "PinnedCown",
+    "when",
+    "start",
+    "wait",
+    "quiesce",
+    "stop",
+    "pump",
+    "pump_fd",
+    "set_pump_waker",
+    "set_pump_watchdog",
+    "_state",
+    "_after_fork_in_child",
+]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+@disjoint_base
+class Cown(Generic[_T]):
+    """A concurrently-owned value: shared state that behaviors reach one at a time.
+
+    ``Cown(value)`` wraps any Python object (never copied or pickled). Read
+    and write it with ``.value`` inside a behavior scheduled on the cown
+    with ``@when``. ``Cown[int]`` works at runtime too (a generic alias).
+
+    Cowns are hashable and ordered (by creation, the order in which
+    behaviors acquire them). Copying a handle (``copy.copy``,
+    ``copy.deepcopy``) returns the same handle; pickling raises
+    ``TypeError``.
+    """
+
+    def __new__(cls, value: _T) -> Cown[_T]: ...
+    def __class_getitem__(cls, item: Any) -> GenericAlias: ...
+    @property
+    def value(self) -> _T:
+        """The value.
+
+        Readable and writable inside a behavior whose request set holds the
+        cown, or outside any behavior while no behavior holds or waits for
+        it (the access then holds the cown, so no behavior starts on it
+        meanwhile). Anywhere else ``RuntimeError``, naming the cown.
+
+        For a result cown (the name ``@when`` binds), the value is what the
+        behavior returned, or the exception it raised (then ``exception``
+        is true). Reading an exception this way counts as retrieving it;
+        one never retrieved is logged on logger ``"boc"`` when the cown is
+        dropped.
+        """
+    @value.setter
+    def value(self, value: _T) -> None: ...
+    @value.deleter
+    def value(self) -> NoReturn:
+        """Always raises ``AttributeError``: a cown always holds a value (assign ``None``)."""
+    @property
+    def exception(self) -> bool:
+        """True if the value is an exception raised by the behavior that produced this cown.
+
+        Same access rules as ``value``. Looking counts as retrieving the
+        exception: it is then not reported when the cown is dropped.
+        """
+    @property
+    def acquired(self) -> bool:
+        """True while the behavior running on this thread holds this cown."""
+    def unwrap(self) -> _T:
+        """The value, or raise the exception the producing behavior raised.
+
+        Same access rules as ``value``.
+        """
+    def __hash__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __lt__(self, other: Cown[Any], /) -> bool: ...
+    def __le__(self, other: Cown[Any], /) -> bool: ...
+    def __gt__(self, other: Cown[Any], /) -> bool: ...
+    def __ge__(self, other: Cown[Any], /) -> bool: ...
+    def __copy__(self) -> Cown[_T]: ...
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Cown[_T]: ...
+    def __reduce__(self) -> NoReturn:
+        """Always raises ``TypeError``: a cown is a handle to shared state, not a value."""
+
+@final
+class PinnedCown(Cown[_T]):
+    """A cown whose value lives on, and is only ever touched from, the main thread.
+
+    For thread-affine resources: GUI widgets, GL contexts, asyncio objects,
+    anything backed by a thread-affine C library. Every behavior whose
+    request set names a pinned cown (directly or in a list) runs on the
+    main thread, during ``pump()`` or ``wait()`` there; it may mix pinned
+    and ordinary cowns freely.
+
+    Constructible only on the main thread (``RuntimeError`` elsewhere).
+    ``.value`` from any other thread raises ``RuntimeError``. The handle
+    itself may go anywhere: worker behaviors can schedule on it.
+    ``pickle``, ``copy.copy`` and ``copy.deepcopy`` raise ``TypeError``.
+    ``isinstance(p, Cown)`` is true.
+    """
+
+    def __new__(cls, value: _T) -> PinnedCown[_T]: ...
+    def __copy__(self) -> NoReturn:
+        """Always raises ``TypeError``: a pinned value must have one owner, on the main thread."""
+    def __deepcopy__(self, memo: dict[int, Any], /) -> NoReturn:
+        """Always raises ``TypeError``: a pinned value must have one owner, on the main thread."""
+    def __reduce__(self) -> NoReturn:
+        """Always raises ``TypeError``: a pinned value cannot leave the main thread."""
+    def __reduce_ex__(self, protocol: Any, /) -> NoReturn:
+        """Always raises ``TypeError``: a pinned value cannot leave the main thread."""
+
+def when(*cowns: Cown[Any] | list[Cown[Any]]) -> Callable[[Callable[..., _R]], Cown[_R]]:
+    """Schedule the decorated function as a behavior on ``cowns``.
+
+    ::
+
+        @when(src, dst)
+        def transfer(src, dst):
+            src.value -= 10
+            dst.value += 10
+
+    Each argument is a ``Cown`` or a list of cowns (the body receives the
+    list, as it was when scheduled). The function is scheduled at once and
+    runs when it holds every cown named, exclusively; behaviors that share
+    a cown run in the order they were scheduled. The decorated name is
+    bound to the *result cown*: the function's return value, or the
+    exception it raised (``.exception`` true, ``.unwrap()`` re-raises). The
+    behavior holds its result cown until it finishes, so a behavior
+    scheduled on the result runs after it.
+
+    A request set holding any ``PinnedCown`` runs on the main thread
+    (during ``pump()``/``wait()``); the others run on worker threads.
+    Usable from any thread and from inside behaviors; starts the runtime
+    if needed. Raises ``TypeError`` at once for arguments that are not
+    cowns or lists of cowns.
+    """
+
+def start(workers: int | None = None) -> None:
+    """Start the runtime with ``workers`` worker threads.
+
+    ``None`` means the default: the ``BOC_WORKERS`` environment variable,
+    else the available parallelism minus one (at least one). ``0`` runs
+    every behavior on the main thread, during ``pump()``/``wait()``.
+    Optional: ``@when`` starts the runtime with the default count. Calling
+    it while running with the same count does nothing; with a different
+    count it raises ``RuntimeError`` (``wait()`` or ``stop()`` first).
+    """
+
+def wait(timeout: float | None = None) -> None:
+    """Block until every scheduled behavior has finished, then stop the worker pool.
+
+    On the main thread it runs main-side behaviors while it waits (it
+    pumps), so batch programs need nothing else. The next ``@when`` starts
+    the pool again. ``timeout`` is in seconds: on expiry ``TimeoutError``
+    says what is still waiting. ``RuntimeError`` inside a behavior (it
+    would wait for itself). Releases the GIL while blocked; Ctrl-C
+    interrupts it.
+    """
+
+def quiesce(timeout: float | None = None) -> None:
+    """Like ``wait()``, but leaves the worker pool running."""
+
+def stop() -> None:
+    """Finish all scheduled work (pumping on the main thread), then stop the pool.
+
+    Loses nothing. Called automatically at interpreter exit.
+    """
+
+def pump(
+    max_behaviors: int | None = None,
+    deadline_ms: float | None = None,
+    raise_on_error: bool | None = None,
+) -> tuple[int, bool, int, int]:
+    """The raw pump: returns ``(executed, deadline_reached, raised, pending)``.
+
+    Use ``boc.pump()``, which wraps this tuple in a ``PumpResult`` and
+    documents the contract.
+    """
+
+def pump_fd() -> int:
+    """A file descriptor that is readable while main-side work waits to be pumped.
+
+    For event loops: register it with the loop's reader API
+    (``loop.add_reader``, ``tk.createfilehandler``, ``selectors``) and call
+    ``pump()`` when it fires. ``pump()`` clears it; never read from it or
+    close it yourself. The same descriptor for the life of the process.
+    """
+
+def set_pump_waker(callback: Callable[[], object] | None) -> None:
+    """Call ``callback()`` whenever main-side work arrives in an empty queue.
+
+    Also called when a budgeted ``pump()`` returns with work left. It is
+    called from a runtime-owned thread, so it must only post a "pump soon"
+    event to the host loop (``loop.call_soon_threadsafe(...)``, a
+    toolkit's thread-safe post), never pump itself. ``None`` removes it.
+    An exception it raises is reported as unraisable.
+    """
+
+def set_pump_watchdog(warn_ms: float | None = ..., on_starve: Callable[[str], object] | None = None) -> None:
+    """Configure the starvation watchdog.
+
+    When main-side work has waited more than ``warn_ms`` milliseconds
+    without the main thread pumping, the watchdog reports it once per
+    episode: queue depth, age, and the waiting behaviors by qualname and
+    file:line. It is on by default (2000 ms), logging a WARNING on logger
+    ``"boc"``; ``on_starve(message)`` replaces that sink (it is called on
+    the watchdog's own thread). ``warn_ms=None`` turns the watchdog off;
+    ``set_pump_watchdog()`` restores the default. It warns; it never
+    raises.
+    """
+
+class _State(TypedDict):
+    running: bool
+    workers: int | None
+    in_flight: int
+    main_pending: int
+
+def _state() -> _State:
+    """A snapshot for diagnostics and tests: whether a pool runs, its size,
+    behaviors in flight, ready main-side behaviors. Not a stable API."""
+
+def _after_fork_in_child() -> None:
+    """Registered with ``os.register_at_fork``: forget the worker pool a forked
+    child inherited (it has no threads); the next ``@when`` starts a fresh one."""
