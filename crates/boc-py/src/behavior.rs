@@ -168,22 +168,30 @@ pub(crate) fn describe_function(function: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// What `@when` learns about a function from its code object: whether it
-/// is an `async def` (refused), and its name for the watchdog. Each costs
+/// What `@when` learns about a function from its code object: whether
+/// calling it runs its body at all (a coroutine or generator function only
+/// creates an object: refused), and its name for the watchdog. Each costs
 /// attribute lookups, and programs schedule the same few functions over and
 /// over, so every thread keeps the facts of the last [`MAX_CODE_FACTS`] code
 /// objects it saw. An entry holds its code object, so the address it is
 /// found by cannot be reused by another while cached.
 struct CodeFacts {
     code: Py<PyAny>,
-    is_async: bool,
+    /// `Some((kind, what a call creates))` for a function whose call does
+    /// not run its body.
+    never_runs: Option<(&'static str, &'static str)>,
     label: Option<Arc<str>>,
 }
 
 const MAX_CODE_FACTS: usize = 8;
 
-/// `CO_COROUTINE | CO_ASYNC_GENERATOR` (stable since CPython 3.6).
-const ASYNC_FLAGS: u32 = 0x80 | 0x200;
+/// Code flags (stable since CPython 3.6) of functions whose call creates an
+/// object instead of running the body, most specific first.
+const NEVER_RUNS: [(u32, &str, &str); 3] = [
+    (0x200, "async generator function", "an async generator"), // CO_ASYNC_GENERATOR
+    (0x80, "async function", "a coroutine"),                   // CO_COROUTINE
+    (0x20, "generator function", "a generator"),               // CO_GENERATOR
+];
 
 thread_local! {
     static CODE_FACTS: RefCell<Vec<CodeFacts>> = const { RefCell::new(Vec::new()) };
@@ -206,22 +214,21 @@ fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts
         }
         // SAFETY: `code` is alive (see above); the new reference keeps it so.
         let code = unsafe { Bound::from_borrowed_ptr(py, code) };
-        let is_async = code
-            .getattr(intern!(py, "co_flags"))
-            .and_then(|flags| flags.extract::<u32>())
-            .is_ok_and(|flags| flags & ASYNC_FLAGS != 0);
+        let flags = code.getattr(intern!(py, "co_flags")).and_then(|flags| flags.extract::<u32>()).unwrap_or(0);
+        let never_runs =
+            NEVER_RUNS.iter().find(|(flag, _, _)| flags & flag != 0).map(|&(_, kind, creates)| (kind, creates));
         if facts.len() == MAX_CODE_FACTS {
             facts.pop();
         }
-        facts.insert(0, CodeFacts { code: code.unbind(), is_async, label: None });
+        facts.insert(0, CodeFacts { code: code.unbind(), never_runs, label: None });
         Some(f(&mut facts[0]))
     })
 }
 
-/// True for an `async def` function (or async generator function), whose
-/// call never runs its body.
-fn is_async_def(function: &Bound<'_, PyAny>) -> bool {
-    with_code_facts(function, |facts| facts.is_async).unwrap_or(false)
+/// For a coroutine or generator function, whose call never runs its body:
+/// what kind it is and what a call creates.
+fn never_runs(function: &Bound<'_, PyAny>) -> Option<(&'static str, &'static str)> {
+    with_code_facts(function, |facts| facts.never_runs).flatten()
 }
 
 /// The watchdog's name for a behavior running `function`.
@@ -240,7 +247,20 @@ pub(crate) struct When {
     pinned: bool,
 }
 
-/// `when(*cowns)`: checks the arguments; the decorator schedules.
+/// Schedule the decorated function as a behavior on `cowns`:
+///
+///     @when(src, dst)
+///     def transfer(src, dst):
+///         src.value -= 10
+///         dst.value += 10
+///
+/// Each argument is a `Cown` or a list of cowns (the body receives the
+/// list). The function runs once it holds every cown named, exclusively;
+/// behaviors sharing a cown run in the order they were scheduled. The name
+/// is bound to the result cown: the return value, or the exception raised
+/// (`.exception` true, `.unwrap()` re-raises). Any `PinnedCown` in the set
+/// makes it run on the main thread. Usable from any thread and from inside
+/// behaviors; bad arguments raise `TypeError` at once.
 #[pyfunction(name = "when", signature = (*cowns))]
 pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
     let py = cowns.py();
@@ -297,10 +317,10 @@ impl When {
                 describe_arg(function)
             )));
         }
-        if is_async_def(function) {
+        if let Some((kind, creates)) = never_runs(function) {
             return Err(PyTypeError::new_err(format!(
-                "@when(...) cannot schedule the async function {}: calling it would only create a coroutine, and \
-                 its body would never run. Make the behavior a plain def (use boc.aio to await results from asyncio).",
+                "@when(...) cannot schedule the {kind} {}: calling it would only create {creates}, and its body would \
+                 never run. Make the behavior a plain def.",
                 describe_function(function)
             )));
         }

@@ -106,7 +106,13 @@ impl Drop for CownCore {
     }
 }
 
-/// A concurrently-owned value. See the package docs.
+/// A concurrently-owned value: shared state that behaviors reach one at a
+/// time.
+///
+/// `Cown(value)` wraps any Python object (never copied or pickled). Read
+/// and write it with `.value` inside a behavior scheduled on the cown with
+/// `@when`, or outside any behavior while the cown is idle. Cowns are
+/// hashable and ordered (by creation); `Cown[int]` works for type hints.
 #[pyclass(name = "Cown", module = "boc", subclass, frozen, weakref)]
 pub(crate) struct PyCown {
     pub(crate) core: Arc<CownCore>,
@@ -124,8 +130,8 @@ impl PyCown {
         let core = &self.core;
         if core.pinned && !runtime::is_main_thread() {
             return Err(PyRuntimeError::new_err(format!(
-                "{} is a PinnedCown: its {what} can only be reached on the main thread. Schedule a behavior on it \
-                 with @when; it runs on the main thread when that thread calls pump() or wait().",
+                "the {what} of {} can only be reached on the main thread, where a pinned value lives. Schedule a \
+                 behavior on it with @when; it runs on the main thread when that thread calls pump() or wait().",
                 describe(core)
             )));
         }
@@ -332,7 +338,13 @@ impl PyCown {
     }
 }
 
-/// A cown whose value lives on the main thread. See the package docs.
+/// A cown whose value lives on, and is only ever touched from, the main
+/// thread: for GUI widgets, GL contexts, asyncio objects.
+///
+/// Every behavior naming a pinned cown runs on the main thread, during
+/// `pump()` or `wait()` there. Constructible only on the main thread;
+/// `.value` elsewhere raises `RuntimeError`; the handle itself may go
+/// anywhere. Cannot be pickled or copied.
 #[pyclass(name = "PinnedCown", module = "boc", extends = PyCown, frozen)]
 pub(crate) struct PyPinnedCown;
 

@@ -18,7 +18,6 @@ fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::init(module.py())?;
     module.add_class::<cown::PyCown>()?;
     module.add_class::<cown::PyPinnedCown>()?;
-    module.add_class::<behavior::When>()?;
     module.add_function(wrap_pyfunction!(behavior::when, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::start, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::wait, module)?)?;

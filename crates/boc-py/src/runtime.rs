@@ -119,6 +119,9 @@ pub(crate) struct Runtime {
     /// costs or saves one label.
     watchdog_on: AtomicBool,
     waker: Mutex<Option<Arc<WakerThread>>>,
+    /// The worker count the last `start(workers=n)` asked for: pools that
+    /// `@when` starts later (after a `wait`) get it too.
+    n_workers: Mutex<Option<usize>>,
 }
 
 /// A worker pool and the count of behaviors it is responsible for.
@@ -175,8 +178,13 @@ pub(crate) fn runtime() -> PyResult<&'static Runtime> {
     let watchdog = WatchdogConfig::default().with_sink(log_starvation(None));
     let main = MainQueue::with_home(MainConfig { watchdog: Some(watchdog) }, main_thread.clone())
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc runtime: {error}")))?;
-    let runtime =
-        Runtime { main, running: RwLock::new(None), watchdog_on: AtomicBool::new(true), waker: Mutex::new(None) };
+    let runtime = Runtime {
+        main,
+        running: RwLock::new(None),
+        watchdog_on: AtomicBool::new(true),
+        waker: Mutex::new(None),
+        n_workers: Mutex::new(None),
+    };
     Ok(RUNTIME.get_or_init(|| runtime))
 }
 
@@ -195,8 +203,8 @@ impl Runtime {
         self.watchdog_on.load(Ordering::Relaxed)
     }
 
-    /// Counts a new behavior in on the current pool, starting one with the
-    /// default worker count if none runs.
+    /// Counts a new behavior in on the current pool, starting one if none
+    /// runs (with the count `start` last asked for, else the default).
     fn enter(&self) -> PyResult<Arc<Running>> {
         loop {
             if let Some(running) = self.current()
@@ -210,8 +218,12 @@ impl Runtime {
             if state.as_ref().is_some_and(|running| !running.terminator.is_closed()) {
                 continue;
             }
-            *state = Some(start_pool(boc_sched::default_workers())?);
+            *state = Some(start_pool(self.n_workers())?);
         }
+    }
+
+    fn n_workers(&self) -> usize {
+        self.n_workers.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or_else(boc_sched::default_workers)
     }
 
     /// Stops the current pool if nothing is in flight. True if no pool is
@@ -248,7 +260,15 @@ fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
     Ok(Arc::new(Running { terminator: Terminator::new(), pool, n_workers }))
 }
 
-/// `start(workers=None)`.
+/// Start the runtime with `workers` worker threads.
+///
+/// `None` means the default: the `BOC_WORKERS` environment variable, else
+/// the available parallelism minus one (at least one). `0` runs every
+/// behavior on the main thread, during `pump()` or `wait()`. Optional:
+/// `@when` starts the runtime itself, with the count the last `start` asked
+/// for (`start()` goes back to the default). Calling it while running with
+/// the same count does nothing; with a different count it raises
+/// `RuntimeError` (call `wait()` or `stop()` first).
 #[pyfunction]
 #[pyo3(signature = (workers = None))]
 pub(crate) fn start(workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
@@ -264,6 +284,9 @@ pub(crate) fn start(workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     let runtime = runtime()?;
     let mut state = runtime.running.write().unwrap_or_else(PoisonError::into_inner);
     if let Some(running) = state.as_ref().filter(|running| !running.terminator.is_closed()) {
+        if n_workers == Some(running.n_workers) {
+            *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+        }
         return match n_workers {
             Some(n_workers) if n_workers != running.n_workers => Err(PyRuntimeError::new_err(format!(
                 "boc is already running with {} workers, so it cannot start with {n_workers}. Call boc.wait() or \
@@ -273,7 +296,8 @@ pub(crate) fn start(workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
             _ => Ok(()),
         };
     }
-    *state = Some(start_pool(n_workers.unwrap_or_else(boc_sched::default_workers))?);
+    *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+    *state = Some(start_pool(runtime.n_workers())?);
     Ok(())
 }
 
@@ -320,7 +344,13 @@ fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResul
         .map_err(|_| PyValueError::new_err(format!("{name} must be {what}, not {value}")))
 }
 
-/// `wait(timeout=None)`.
+/// Block until every scheduled behavior has finished, then stop the worker
+/// pool (the next `@when` starts it again).
+///
+/// On the main thread it runs main-side behaviors while it waits (it
+/// pumps), so batch programs need nothing else. `timeout` is in seconds;
+/// on expiry `TimeoutError` says what is still waiting. `RuntimeError`
+/// inside a behavior. Releases the GIL while blocked; Ctrl-C interrupts it.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
 pub(crate) fn wait(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
@@ -328,7 +358,7 @@ pub(crate) fn wait(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResu
     wait_for_all(py, "wait", timeout, true)
 }
 
-/// `quiesce(timeout=None)`.
+/// Like `wait()`, but leave the worker pool running.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
 pub(crate) fn quiesce(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
@@ -336,7 +366,8 @@ pub(crate) fn quiesce(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyR
     wait_for_all(py, "quiesce", timeout, false)
 }
 
-/// `stop()`.
+/// Finish all scheduled work (pumping on the main thread), then stop the
+/// worker pool. Loses nothing. Called automatically at interpreter exit.
 #[pyfunction]
 pub(crate) fn stop(py: Python<'_>) -> PyResult<()> {
     wait_for_all(py, "stop", None, true)
@@ -385,8 +416,10 @@ fn wait_for_all(py: Python<'_>, operation: &str, timeout: Option<Duration>, stop
     Ok(())
 }
 
-/// `pump(max_behaviors=None, deadline_ms=None, raise_on_error=False)`:
-/// returns `(executed, deadline_reached, raised, pending)`.
+/// Run ready main-side behaviors on the main thread, within a budget, and
+/// return `(executed, deadline_reached, raised, pending)`.
+///
+/// Use `boc.pump()`, which returns a `PumpResult`; see its docstring.
 #[pyfunction]
 #[pyo3(signature = (max_behaviors = None, deadline_ms = None, raise_on_error = None))]
 pub(crate) fn pump(
@@ -691,7 +724,13 @@ impl<'a, 'py> FromPyObject<'a, 'py> for WarnMs {
     }
 }
 
-/// `set_pump_watchdog(warn_ms=..., on_starve=None)`.
+/// Configure the starvation watchdog.
+///
+/// It reports (once per episode) main-side behaviors that waited longer
+/// than `warn_ms` milliseconds without the main thread pumping, naming
+/// them by qualname and file:line. `warn_ms=None` turns it off; the
+/// default is 2000. `on_starve(message)` receives the report instead of
+/// the `boc` logger (WARNING). It warns; it never raises.
 #[pyfunction]
 #[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
 pub(crate) fn set_pump_watchdog(warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
@@ -715,7 +754,9 @@ pub(crate) fn set_pump_watchdog(warn_ms: WarnMs, on_starve: Option<&Bound<'_, Py
     runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
 }
 
-/// `pump_fd()`.
+/// A file descriptor that is readable while main-side work waits: watch it
+/// in an event loop (for example `loop.add_reader`) and call `pump()` when
+/// it fires. `pump()` clears it; never read it yourself.
 #[pyfunction]
 pub(crate) fn pump_fd() -> PyResult<i32> {
     use std::os::fd::AsRawFd;
@@ -773,7 +814,10 @@ impl WakerThread {
     }
 }
 
-/// `set_pump_waker(callback)`.
+/// Set `callback()` to be called when main-side work arrives in an empty
+/// queue, or remove it with `None`. It is called on a boc thread, never
+/// the main thread: it must only post work to the host loop (for example
+/// `loop.call_soon_threadsafe(...)`), never pump itself.
 #[pyfunction]
 pub(crate) fn set_pump_waker(callback: &Bound<'_, PyAny>) -> PyResult<()> {
     let runtime = runtime()?;

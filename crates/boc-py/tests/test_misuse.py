@@ -150,6 +150,26 @@ def test_when_refuses_an_async_def_whose_body_would_never_run():
     assert _boc._state()["in_flight"] == 0
 
 
+@pytest.mark.parametrize(
+    "kind",
+    ["generator function", "async generator function"],
+)
+def test_when_refuses_generator_functions_whose_body_would_never_run(kind):
+    if kind == "generator function":
+
+        def produce(cown):
+            yield cown.value
+
+    else:
+
+        async def produce(cown):
+            yield cown.value
+
+    with pytest.raises(TypeError, match=rf"cannot schedule the {kind} .*produce.*body would never run"):
+        when(Cown(0))(produce)
+    assert _boc._state()["in_flight"] == 0
+
+
 def test_a_body_with_the_wrong_arity_fails_on_its_result_cown():
     @when(Cown(0))
     def takes_nothing():
@@ -333,7 +353,7 @@ def test_pinned_value_off_main(access, what):
     pinned = PinnedCown(1)
     error = run_in_thread(lambda: access(pinned))
     assert isinstance(error, RuntimeError), error
-    assert f"PinnedCown #{hash(pinned)} is a PinnedCown: its {what} can only be reached on the main thread" in str(error)
+    assert f"the {what} of PinnedCown #{hash(pinned)} can only be reached on the main thread" in str(error)
     assert pinned.value == 1
 
 
@@ -345,7 +365,7 @@ def test_pinned_value_read_inside_a_worker_behavior():
         return pinned.value
 
     boc.wait()
-    with pytest.raises(RuntimeError, match=rf"PinnedCown #{hash(pinned)} is a PinnedCown: .*only be reached on the main thread"):
+    with pytest.raises(RuntimeError, match=rf"of PinnedCown #{hash(pinned)} can only be reached on the main thread"):
         peeks.unwrap()
 
 

@@ -422,3 +422,18 @@ def test_concurrent_waits_all_return():
         thread.join()
     assert errors == []
     assert counter.value == 200
+
+
+def test_the_worker_count_of_start_outlives_a_wait():
+    boc.start(workers=2)
+    boc.wait()
+
+    @when(Cown(0))
+    def _(cown):
+        return None
+
+    boc.quiesce()
+    assert _boc._state()["workers"] == 2
+    boc.wait()
+    boc.start()
+    assert _boc._state()["running"]

@@ -197,6 +197,40 @@ fn next_slot_chain_does_not_starve_the_injector() {
 }
 
 #[test]
+fn a_chain_refilling_the_next_slot_lets_local_tasks_run_soon() {
+    // One worker: each link spawns a side task, then the next link, which
+    // takes the next slot and pushes the side task to the local deque. The
+    // side task must not wait for dozens of links (a Python program saw
+    // short tallies starve behind a 3 ms chain).
+    let (pool, runner) = closure_pool(1);
+    let n_links = Arc::new(AtomicUsize::new(0));
+    let side_ran_at = Arc::new(AtomicUsize::new(usize::MAX));
+
+    fn link(pool: Arc<ClosurePool>, runner: Arc<Closures>, n_links: Arc<AtomicUsize>, side_ran_at: Arc<AtomicUsize>) {
+        let n = n_links.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 {
+            let (side_links, side_ran_at) = (Arc::clone(&n_links), Arc::clone(&side_ran_at));
+            spawn_job(&pool, &runner, move || {
+                side_ran_at.store(side_links.load(Ordering::Relaxed), Ordering::Relaxed);
+            });
+        }
+        if n < 100 {
+            let (next_pool, next_runner) = (Arc::clone(&pool), Arc::clone(&runner));
+            spawn_job(&pool, &runner, move || link(next_pool, next_runner, n_links, side_ran_at));
+        }
+    }
+
+    {
+        let (pool2, runner2, n_links, side_ran_at) =
+            (Arc::clone(&pool), Arc::clone(&runner), Arc::clone(&n_links), Arc::clone(&side_ran_at));
+        spawn_job(&pool, &runner, move || link(pool2, runner2, n_links, side_ran_at));
+    }
+    assert!(runner.in_flight.wait_idle(Some(PATIENCE)));
+    let ran_at = side_ran_at.load(Ordering::Relaxed);
+    assert!(ran_at <= 5, "the side task ran only after link {ran_at}");
+}
+
+#[test]
 fn shutdown_runs_every_task_already_spawned() {
     let (pool, runner) = closure_pool(1);
     let ran = Arc::new(AtomicUsize::new(0));

@@ -149,9 +149,10 @@ def start(workers: int | None = None) -> None:
     ``None`` means the default: the ``BOC_WORKERS`` environment variable,
     else the available parallelism minus one (at least one). ``0`` runs
     every behavior on the main thread, during ``pump()``/``wait()``.
-    Optional: ``@when`` starts the runtime with the default count. Calling
-    it while running with the same count does nothing; with a different
-    count it raises ``RuntimeError`` (``wait()`` or ``stop()`` first).
+    Optional: ``@when`` starts the runtime itself, with the count the last
+    ``start`` asked for (``start()`` goes back to the default). Calling it
+    while running with the same count does nothing; with a different count
+    it raises ``RuntimeError`` (``wait()`` or ``stop()`` first).
     """
 
 def wait(timeout: float | None = None) -> None:
