@@ -79,16 +79,25 @@ def mixed(api, n):
 
 def cpu(api, n, iterations=CPU_ITERATIONS):
     """n CPU-bound pure-Python behaviors, each on its own cown; each body's
-    result (a number) lands on its result cown."""
+    result (a number) lands on its result cown.
+
+    The modulus is made inside the body (``int("1000003")``), not written as a
+    literal: on free-threaded CPython 3.13 a function defined in an imported
+    module shares its non-small int constants between threads, and every
+    thread's reference count traffic on that one object made two threads
+    running this loop 4x slower each than one (plain ``threading`` too; a
+    literal in ``__main__`` does not do it). A value the thread makes itself
+    is its own."""
     cowns = [api.Cown(0) for _ in range(n)]
 
     def run():
         for cown in cowns:
             @api.when(cown)
             def _(c, iterations=iterations):
+                modulus = int("1000003")
                 x = 0
                 for i in range(iterations):
-                    x = (x * 31 + i) % 1_000_003
+                    x = (x * 31 + i) % modulus
                 return x
         api.quiesce()
 
