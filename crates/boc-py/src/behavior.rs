@@ -103,7 +103,9 @@ impl PyBody {
         // set) until it is released, after this; attached.
         let slot = unsafe { result.slot_mut() };
         match outcome {
-            Ok(value) => slot.value = Some(value.unbind()),
+            // `None` is stored as no object: most behaviors return it, and a
+            // result cown then owns no reference to drop (often detached).
+            Ok(value) => slot.value = (!value.is_none()).then(|| value.unbind()),
             Err(error) => {
                 self.failed = true;
                 let is_base = !error.is_instance_of::<PyException>(py);
@@ -126,7 +128,13 @@ impl PyBody {
 
 impl Payload for PyBody {
     fn run(&mut self) {
-        Python::attach(|py| self.run_attached(py));
+        if MAIN_CONTEXT.with(|context| context.borrow().is_some()) {
+            // SAFETY: a main-side behavior runs inside `pump`, which holds a
+            // `Python` token from PyO3: attached, and PyO3 knows it.
+            self.run_attached(unsafe { Python::assume_attached() });
+        } else {
+            Python::attach(|py| self.run_attached(py));
+        }
     }
 
     fn released(&mut self) {

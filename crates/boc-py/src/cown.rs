@@ -23,8 +23,9 @@ use std::sync::Arc;
 /// What a cown holds.
 #[derive(Default)]
 pub(crate) struct Slot {
-    /// The value, or the exception a producing behavior raised. `None` only
-    /// in a result cown whose behavior has not run.
+    /// The value, or the exception a producing behavior raised; `None`
+    /// stands for Python's `None` (a result cown stores its behavior's
+    /// `None` that way, and holds it before the behavior has run).
     pub(crate) value: Option<Py<PyAny>>,
     /// `value` is an exception raised by the behavior that produced it.
     pub(crate) is_exception: bool,
