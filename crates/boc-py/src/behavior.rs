@@ -3,7 +3,7 @@
 
 use crate::cown::{CownCore, PyCown};
 use crate::runtime::{self, PINNED, Running};
-use boc_core::Payload;
+use boc_core::{CownHeader, Payload};
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -83,7 +83,7 @@ pub(crate) struct PyBody {
     args: Option<Py<PyTuple>>,
     /// The distinct cowns of the request set, result cown included, sorted
     /// by key; kept (by `Arc`) until the behavior is released.
-    cowns: Box<[Arc<CownCore>]>,
+    cowns: CownList,
     result: Option<Arc<CownCore>>,
     running: Arc<Running>,
     label: Option<Arc<str>>,
@@ -96,7 +96,7 @@ impl PyBody {
             return;
         };
         let outcome = {
-            let _current = Current::enter(&self.cowns);
+            let _current = Current::enter(self.cowns.as_slice());
             function.bind(py).call1(args.bind(py))
         };
         // SAFETY: the behavior holds its result cown (it is in the request
@@ -145,7 +145,7 @@ impl Payload for PyBody {
         }
         // Before the count goes down, so that whatever these cowns leave
         // for the graveyard is there when a waiter sees quiescence.
-        self.cowns = Box::new([]);
+        self.cowns = CownList::Empty;
         self.result = None;
         self.running.finished();
     }
@@ -335,39 +335,29 @@ impl When {
         let (runtime, running) = runtime::enter()?;
         let result = CownCore::new(None, false);
         let result_object = Py::new(py, PyCown::from_core(Arc::clone(&result)))?;
-        let mut cowns = Vec::with_capacity(self.cowns.len() + 1);
-        cowns.extend(self.cowns.iter().cloned());
-        cowns.push(Arc::clone(&result));
-        cowns.sort_unstable_by_key(|core| core.key());
-        cowns.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        let cowns = cowns.into_boxed_slice();
         let label = (running.is_main_side(self.pinned) && runtime.labels_wanted()).then(|| label_of(function));
-        let headers = std::ptr::from_ref::<[Arc<CownCore>]>(&cowns);
+        let headers = Headers { named: self.cowns.iter(), result: Some(&result.header) };
+        let cowns = CownList::new(&self.cowns, Arc::clone(&result));
         let dispatcher = Arc::clone(&running);
         let payload = PyBody {
             function: Some(function.clone().unbind()),
             args: Some(self.args.clone_ref(py)),
             cowns,
-            result: Some(result),
+            result: Some(Arc::clone(&result)),
             running,
             label,
             failed: false,
         };
         let flags = if self.pinned { PINNED } else { 0 };
-        let schedule = AssertSend(move || {
-            // SAFETY: the headers are read before the payload can be
-            // released: the core copies them into the behavior's requests
-            // before phase 1, and the behavior cannot run before phase 2
-            // ends. The payload owns (by `Arc`) every cown until it is
-            // released, and the dispatcher until it is dropped, after
-            // dispatch; `dispatcher` keeps it alive for this call too.
-            unsafe {
-                let headers = (*headers).iter().map(|core| &core.header);
-                boc_core::schedule(headers, payload, flags, &*dispatcher);
-            }
-        });
         // Two-phase locking runs detached (SPEC §5).
-        py.detach(move || schedule.call());
+        py.detach(move || {
+            // SAFETY: the payload owns (by `Arc`) every cown named until it
+            // is released, and `running`, the dispatcher, until it is
+            // dropped, after dispatch; `dispatcher` keeps it alive for this
+            // call too. The headers are borrowed from `self` and `result`
+            // for the call.
+            unsafe { boc_core::schedule(headers, payload, flags, &*dispatcher) };
+        });
         Ok(result_object)
     }
 
@@ -376,19 +366,71 @@ impl When {
     }
 }
 
-/// Lets the scheduling closure cross `detach`: it holds a raw pointer into
-/// the payload it also owns, and `Py` handles it does not touch.
-struct AssertSend<F>(F);
+/// The distinct cowns of a behavior, sorted by key, result cown included:
+/// inline for the usual small request sets (a worker would otherwise free a
+/// buffer the scheduling thread allocated, taking the allocator's locks),
+/// boxed beyond.
+enum CownList {
+    One([Arc<CownCore>; 1]),
+    Two([Arc<CownCore>; 2]),
+    Three([Arc<CownCore>; 3]),
+    Many(Box<[Arc<CownCore>]>),
+    /// After the release.
+    Empty,
+}
 
-// SAFETY: the closure moves the payload (which is `Send`) and a pointer into
-// that payload's own heap buffer, which stays put and is read only before
-// the payload can be released; it runs on the calling thread.
-unsafe impl<F> Send for AssertSend<F> {}
+impl CownList {
+    /// `named` (with duplicates, any order) plus `result`, which sorts last:
+    /// it was created after every named cown, and keys grow with creation.
+    fn new(named: &[Arc<CownCore>], result: Arc<CownCore>) -> Self {
+        debug_assert!(named.iter().all(|cown| cown.key() < result.key()));
+        match named {
+            [] => Self::One([result]),
+            [a] => Self::Two([Arc::clone(a), result]),
+            [a, b] if Arc::ptr_eq(a, b) => Self::Two([Arc::clone(a), result]),
+            [a, b] => {
+                let (first, second) = if a.key() < b.key() { (a, b) } else { (b, a) };
+                Self::Three([Arc::clone(first), Arc::clone(second), result])
+            }
+            _ => {
+                let mut cowns = named.to_vec();
+                cowns.sort_unstable_by_key(|cown| cown.key());
+                cowns.dedup_by(|a, b| Arc::ptr_eq(a, b));
+                cowns.push(result);
+                Self::Many(cowns.into_boxed_slice())
+            }
+        }
+    }
 
-impl<F: FnOnce()> AssertSend<F> {
-    /// Runs the closure; a method so that a closure calling it captures
-    /// the whole wrapper (and its `Send`), not the field.
-    fn call(self) {
-        (self.0)();
+    fn as_slice(&self) -> &[Arc<CownCore>] {
+        match self {
+            Self::One(cowns) => cowns,
+            Self::Two(cowns) => cowns,
+            Self::Three(cowns) => cowns,
+            Self::Many(cowns) => cowns,
+            Self::Empty => &[],
+        }
     }
 }
+
+/// The protocol headers of a request set: the cowns named, with
+/// duplicates (the core removes them), then the result cown.
+struct Headers<'a> {
+    named: std::slice::Iter<'a, Arc<CownCore>>,
+    result: Option<&'a CownHeader>,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = &'a CownHeader;
+
+    fn next(&mut self) -> Option<&'a CownHeader> {
+        self.named.next().map(|cown| &cown.header).or_else(|| self.result.take())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.named.len() + usize::from(self.result.is_some());
+        (len, Some(len))
+    }
+}
+
+impl ExactSizeIterator for Headers<'_> {}

@@ -58,6 +58,10 @@ const GATHER_TIME: Duration = Duration::from_micros(200);
 /// Attaching took longer than this: the GIL was busy.
 const CONTENDED_ATTACH: Duration = Duration::from_micros(2);
 
+/// While uncontended, a worker times one attach in this many (reading the
+/// clock twice per attach was a tenth of a chain's cost on a worker).
+const CONTENTION_SAMPLE_INTERVAL: u32 = 8;
+
 /// How often a blocked `wait` on the main thread looks for signals (so
 /// Ctrl-C interrupts it); work and quiescence wake it at once.
 const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -526,8 +530,10 @@ struct WorkerThread {
     /// when the thread exits.
     gil_state: Option<ffi::PyGILState_STATE>,
     attached: bool,
-    /// The last attach waited for the GIL (see [`GATHER_TIME`]).
+    /// The last measured attach waited for the GIL (see [`GATHER_TIME`]).
     contended: bool,
+    /// Attaches so far (wrapping), for [`CONTENTION_SAMPLE_INTERVAL`].
+    n_attaches: u32,
     ran: Vec<Ran>,
     batch_started: Option<Instant>,
 }
@@ -539,6 +545,7 @@ impl WorkerThread {
             gil_state: None,
             attached: false,
             contended: false,
+            n_attaches: 0,
             ran: Vec::new(),
             batch_started: None,
         }
@@ -551,7 +558,12 @@ impl WorkerThread {
         if self.contended {
             std::thread::sleep(GATHER_TIME);
         }
-        let started = Instant::now();
+        // Contention is a state that lasts: look every few attaches, and at
+        // every one while it lasts (the sleep dwarfs the clock then).
+        self.n_attaches = self.n_attaches.wrapping_add(1);
+        let measure = GIL_ENABLED.load(Ordering::Relaxed)
+            && (self.contended || self.n_attaches % CONTENTION_SAMPLE_INTERVAL == 0);
+        let started = measure.then(Instant::now);
         if self.gil_state.is_none() {
             // SAFETY: the interpreter is initialized (boc was imported) and
             // not finalizing (boc stops its workers at exit, before
@@ -563,7 +575,9 @@ impl WorkerThread {
         }
         self.attached = true;
         let now = Instant::now();
-        self.contended = GIL_ENABLED.load(Ordering::Relaxed) && now.duration_since(started) > CONTENDED_ATTACH;
+        if let Some(started) = started {
+            self.contended = now.duration_since(started) > CONTENDED_ATTACH;
+        }
         self.batch_started = Some(now);
     }
 
