@@ -46,6 +46,7 @@ mod pinned;
 mod runtime;
 pub mod set;
 
+pub use boc_msg::{Change, Mailbox, Noticeboard, Snapshot};
 pub use boc_pin::{Budget, PumpReport, StarvationReport, WatchdogConfig};
 pub use cown::Cown;
 pub use error::Error;
