@@ -37,7 +37,10 @@ pub(crate) fn holds(core: &CownCore) -> bool {
 struct Current(Option<*const [Arc<CownCore>]>);
 
 impl Current {
+    /// Also starts the behavior's noticeboard reads afresh: its first read
+    /// takes the snapshot the rest of it sees.
     fn enter(cowns: &[Arc<CownCore>]) -> Self {
+        crate::noticeboard::forget_behavior_snapshot();
         Self(CURRENT.with(|current| current.replace(Some(std::ptr::from_ref(cowns)))))
     }
 }
@@ -45,6 +48,7 @@ impl Current {
 impl Drop for Current {
     fn drop(&mut self) {
         CURRENT.with(|current| current.set(self.0));
+        crate::noticeboard::forget_behavior_snapshot();
     }
 }
 

@@ -7,6 +7,8 @@
 mod behavior;
 mod cown;
 mod errors;
+mod messages;
+mod noticeboard;
 mod primitive;
 mod runtime;
 
@@ -28,6 +30,16 @@ fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(runtime::set_pump_waker, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::set_pump_watchdog, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::_state, module)?)?;
+    messages::init(module)?;
+    module.add_function(wrap_pyfunction!(messages::send, module)?)?;
+    module.add_function(wrap_pyfunction!(messages::receive, module)?)?;
+    module.add_function(wrap_pyfunction!(messages::drain, module)?)?;
+    noticeboard::init(module)?;
+    module.add_function(wrap_pyfunction!(noticeboard::notice_write, module)?)?;
+    module.add_function(wrap_pyfunction!(noticeboard::notice_update, module)?)?;
+    module.add_function(wrap_pyfunction!(noticeboard::notice_delete, module)?)?;
+    module.add_function(wrap_pyfunction!(noticeboard::notice_read, module)?)?;
+    module.add_function(wrap_pyfunction!(noticeboard::_noticeboard, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::_after_fork_in_child, module)?)?;
     Ok(())
 }

@@ -38,12 +38,24 @@ import atexit
 import os
 from typing import NamedTuple, Optional
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 from . import _boc
 from ._boc import (
+    REMOVED,
+    TIMEOUT,
     Cown,
     PinnedCown,
+    drain,
+    notice_delete,
+    notice_read,
+    notice_update,
+    notice_write,
     pump_fd,
     quiesce,
+    receive,
+    send,
     set_pump_waker,
     set_pump_watchdog,
     start,
@@ -53,9 +65,19 @@ from ._boc import (
 )
 
 __all__ = [
+    "REMOVED",
+    "TIMEOUT",
     "Cown",
     "PinnedCown",
     "PumpResult",
+    "drain",
+    "notice_delete",
+    "notice_read",
+    "notice_update",
+    "notice_write",
+    "noticeboard",
+    "receive",
+    "send",
     "pump",
     "pump_fd",
     "quiesce",
@@ -140,6 +162,41 @@ def pump(
     Before any runtime exists it does nothing and returns zeros.
     """
     return PumpResult(*_boc.pump(max_behaviors, deadline_ms, raise_on_error))
+
+
+class _Noticeboard(Mapping[str, Any]):
+    """A read-only mapping over one snapshot of the noticeboard."""
+
+    __slots__ = ("_snapshot",)
+
+    def __init__(self, snapshot: Any) -> None:
+        self._snapshot = snapshot
+
+    def __getitem__(self, key: str) -> Any:
+        return self._snapshot[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._snapshot
+
+    def __len__(self) -> int:
+        return len(self._snapshot)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._snapshot.keys())
+
+    def __repr__(self) -> str:
+        return f"<boc.noticeboard {dict(self)!r}>"
+
+
+def noticeboard() -> Mapping[str, Any]:
+    """A read-only mapping of the whole noticeboard, as one snapshot.
+
+    Inside a behavior it is the snapshot the behavior's first read took
+    (the rest of the behavior sees the same one, even after its own
+    writes); outside behaviors, a fresh one. Later writes never change a
+    snapshot: call ``noticeboard()`` again to see them.
+    """
+    return _Noticeboard(_boc._noticeboard())
 
 
 def _shutdown_at_exit() -> None:
