@@ -1,0 +1,24 @@
+"""Checks shared by the event-loop integrations (``boc.aio``, ``boc.tk``)."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+
+def require_main_thread(what: str) -> None:
+    """Raises ``RuntimeError`` unless called on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            f"{what} must be called on the main thread: main-side behaviors run there, so the event loop "
+            "that pumps them must run there too"
+        )
+
+
+def positive_millis(name: str, value: object) -> float:
+    """``value`` as a positive, finite number of milliseconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive number of milliseconds, not {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive, finite number of milliseconds, not {value}")
+    return float(value)

@@ -1,0 +1,114 @@
+"""boc.tk: Tk's event loop pumps main-side work; a real window under Xvfb."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import boc
+import boc.tk
+import pytest
+from boc import Cown, PinnedCown, when
+
+tkinter = pytest.importorskip("tkinter")
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A display: the one we have, or a private Xvfb."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("no display and no Xvfb (apt-get install xvfb)")
+    number = 90 + os.getpid() % 100
+    process = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    socket = f"/tmp/.X11-unix/X{number}"
+    deadline = time.monotonic() + 30
+    while not os.path.exists(socket) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = f":{number}"
+    try:
+        yield os.environ["DISPLAY"]
+    finally:
+        del os.environ["DISPLAY"]
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def root(display):
+    root = tkinter.Tk()
+    root.withdraw()
+    yield root
+    root.destroy()
+
+
+def run_until(root, condition, seconds=30):
+    """Runs Tk's loop until `condition()` holds (or the time is up)."""
+    deadline = time.monotonic() + seconds
+
+    def check():
+        if condition() or time.monotonic() > deadline:
+            root.quit()
+        else:
+            root.after(5, check)
+
+    root.after(5, check)
+    root.mainloop()
+    return condition()
+
+
+def test_pinned_behaviors_fed_by_workers_update_a_widget(root):
+    label = tkinter.Label(root, text="waiting")
+    label.pack()
+    view = PinnedCown(label)
+    totals = [Cown(i) for i in range(10)]
+    attachment = boc.tk.attach(root)
+    assert attachment.uses_file_handler
+    for total in totals:
+
+        @when(total)
+        def _(total):
+            total.value = total.value * 10
+
+    @when(view, totals)
+    def _(view, totals):
+        assert threading.current_thread() is threading.main_thread()
+        view.value.config(text=f"sum {sum(total.value for total in totals)}")
+
+    assert run_until(root, lambda: label.cget("text") != "waiting")
+    attachment.detach()
+    assert label.cget("text") == "sum 450"
+    boc.wait()
+
+
+def test_detach_stops_pumping(root):
+    attachment = boc.tk.attach(root)
+    attachment.detach()
+    attachment.detach()
+
+    @when(PinnedCown(0))
+    def waiting(cown):
+        return cown.value
+
+    run_until(root, lambda: False, seconds=0.1)
+    assert boc._boc._state()["main_pending"] == 1
+    boc.wait()
+
+
+def test_attach_checks_its_arguments(root):
+    with pytest.raises(TypeError, match="Tk root"):
+        boc.tk.attach("root")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="deadline_ms"):
+        boc.tk.attach(root, deadline_ms=0)
+    with pytest.raises(ValueError, match="interval_ms"):
+        boc.tk.attach(root, interval_ms=0)
