@@ -180,3 +180,65 @@ def test_result_takes_a_cown():
             await boc.aio.result(42)  # type: ignore[arg-type]
 
     run(main())
+
+
+def test_one_attachment_at_a_time():
+    async def main():
+        with boc.aio.attach():
+            with pytest.raises(RuntimeError, match="already attached"):
+                boc.aio.attach()
+        # Detached: attaching again works.
+        boc.aio.attach().detach()
+
+    run(main())
+
+
+class _NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop that cannot watch descriptors, like a proactor."""
+
+    def add_reader(self, fd, callback, *args):
+        raise NotImplementedError
+
+
+def test_a_loop_without_readers_is_woken_by_the_pump_waker():
+    loop = _NoReaderLoop()
+    try:
+
+        async def main():
+            with boc.aio.attach() as attachment:
+                assert not attachment.uses_reader
+
+                @when(PinnedCown(3))
+                def on_main(cown):
+                    return cown.value * 2
+
+                return await asyncio.wait_for(boc.aio.result(on_main), 30)
+
+        assert loop.run_until_complete(main()) == 6
+    finally:
+        loop.close()
+    boc.wait()
+
+
+def test_a_cancelled_result_leaves_the_exception_to_be_reported(caplog):
+    import gc
+    import logging
+
+    caplog.set_level(logging.ERROR, logger="boc")
+    release = threading.Event()
+
+    async def main():
+        @when(Cown(0))
+        def failing(cown):
+            release.wait(30)
+            raise ValueError("nobody waited")
+
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(boc.aio.result(failing), 0.01)
+        release.set()
+
+    run(main())
+    boc.wait()
+    gc.collect()
+    boc.wait()
+    assert any("never retrieved" in record.getMessage() for record in caplog.records)

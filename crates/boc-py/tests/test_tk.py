@@ -112,3 +112,43 @@ def test_attach_checks_its_arguments(root):
         boc.tk.attach(root, deadline_ms=0)
     with pytest.raises(ValueError, match="interval_ms"):
         boc.tk.attach(root, interval_ms=0)
+
+
+def test_a_nested_tk_loop_in_a_pinned_behavior_neither_spins_nor_raises(root):
+    attachment = boc.tk.attach(root)
+    screen = PinnedCown([])
+    for i in range(5):
+
+        @when(screen)
+        def _(screen, i=i):
+            root.update()  # a nested event loop, as a modal dialog runs
+            screen.value.append(i)
+
+    assert run_until(root, lambda: boc._boc._state()["main_pending"] == 0 and len_of(screen) == 5)
+    attachment.detach()
+    boc.wait()
+    assert screen.value == [0, 1, 2, 3, 4]
+
+
+def len_of(pinned):
+    try:
+        return len(pinned.value)
+    except RuntimeError:  # held by a behavior right now
+        return -1
+
+
+def test_one_attachment_at_a_time_across_tk_and_asyncio(root):
+    import asyncio
+
+    import boc.aio
+
+    with boc.tk.attach(root):
+        with pytest.raises(RuntimeError, match="already attached"):
+            boc.tk.attach(root)
+
+        async def main():
+            with pytest.raises(RuntimeError, match="already attached"):
+                boc.aio.attach()
+
+        asyncio.run(main())
+    boc.tk.attach(root).detach()

@@ -22,3 +22,25 @@ def positive_millis(name: str, value: object) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive, finite number of milliseconds, not {value}")
     return float(value)
+
+
+#: The attachment pumping boc now, if any: there is one main-side queue and
+#: one waker descriptor, so one host loop pumps at a time.
+_active: object | None = None
+
+
+def claim(attachment: object) -> None:
+    """Records `attachment` as the one pumping; ``RuntimeError`` if another is."""
+    global _active
+    if _active is not None:
+        raise RuntimeError(
+            f"boc is already attached to a host loop ({_active!r}); detach() it before attaching another"
+        )
+    _active = attachment
+
+
+def release(attachment: object) -> None:
+    """Forgets `attachment` if it is the one pumping."""
+    global _active
+    if _active is attachment:
+        _active = None

@@ -30,7 +30,7 @@ from typing import Any, Optional, TypeVar
 
 import boc
 
-from ._hosts import positive_millis, require_main_thread
+from ._hosts import claim, positive_millis, release, require_main_thread
 
 __all__ = ["Attachment", "attach", "result"]
 
@@ -50,10 +50,23 @@ class Attachment:
     def __init__(self, loop: asyncio.AbstractEventLoop, deadline_ms: float) -> None:
         self._loop = loop
         self._deadline_ms = deadline_ms
+        self._attached = True
+        self._pumping = False
+        claim(self)
         self._fd: Optional[int] = boc.pump_fd()
-        loop.add_reader(self._fd, self._pump)
-        # Work may already be waiting: the descriptor is then readable and
-        # the loop sees it at its next iteration.
+        try:
+            loop.add_reader(self._fd, self._pump)
+        except NotImplementedError:
+            # A loop that cannot watch descriptors (a proactor): the waker,
+            # called on a boc thread, posts a pump to the loop instead.
+            self._fd = None
+            boc.set_pump_waker(self._wake)
+            loop.call_soon(self._pump)  # for work that is already waiting
+        except BaseException:
+            release(self)
+            raise
+        # With a reader, work already waiting has made the descriptor
+        # readable: the loop sees it at its next iteration.
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -63,23 +76,49 @@ class Attachment:
     @property
     def attached(self) -> bool:
         """True until :meth:`detach`."""
+        return self._attached
+
+    @property
+    def uses_reader(self) -> bool:
+        """True if the loop watches boc's descriptor; false if boc's waker
+        posts pumps to it."""
         return self._fd is not None
 
+    def _wake(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._pump)
+        except RuntimeError:  # the loop closed
+            pass
+
     def _pump(self) -> None:
-        # BaseExceptions (KeyboardInterrupt, SystemExit) from a main-side
-        # body propagate out of the loop, as from any callback; a body's
-        # Exception lands on its result cown and does not disturb the loop.
-        boc.pump(deadline_ms=self._deadline_ms)
+        # Not re-entered from a loop nested in a main-side body.
+        if not self._attached or self._pumping:
+            return
+        self._pumping = True
+        try:
+            # BaseExceptions (KeyboardInterrupt, SystemExit) from a main-side
+            # body propagate out of the loop, as from any callback; a body's
+            # Exception lands on its result cown and does not disturb it.
+            pending = boc.pump(deadline_ms=self._deadline_ms).pending
+        finally:
+            self._pumping = False
+        if pending and self._fd is None:
+            # With a reader the descriptor stays readable while work is
+            # left; the waker only fires again for new work.
+            self._loop.call_soon(self._pump)
 
     def detach(self) -> None:
         """Stop pumping from the loop. Main-side behaviors then wait for
         ``pump()`` or ``wait()`` (the watchdog reports them if they wait
         too long)."""
-        if self._fd is None:
+        if not self._attached:
             return
-        fd, self._fd = self._fd, None
-        if not self._loop.is_closed():
-            self._loop.remove_reader(fd)
+        self._attached = False
+        release(self)
+        if self._fd is None:
+            boc.set_pump_waker(None)
+        elif not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
 
     def __enter__(self) -> Attachment:
         return self
@@ -89,7 +128,8 @@ class Attachment:
 
     def __repr__(self) -> str:
         state = "attached" if self.attached else "detached"
-        return f"<boc.aio.Attachment {state} to {self._loop!r}, deadline {self._deadline_ms} ms>"
+        how = "reader" if self.uses_reader else "waker"
+        return f"<boc.aio.Attachment {state} ({how}) to {self._loop!r}, deadline {self._deadline_ms} ms>"
 
 
 def attach(loop: Optional[asyncio.AbstractEventLoop] = None, *, deadline_ms: float = DEFAULT_DEADLINE_MS) -> Attachment:
@@ -100,10 +140,14 @@ def attach(loop: Optional[asyncio.AbstractEventLoop] = None, *, deadline_ms: flo
     ``workers=0``) then run inside the loop, each pump lasting at most
     ``deadline_ms`` milliseconds before the loop gets its turn again (a
     running behavior is never interrupted). Returns an :class:`Attachment`;
-    use it as a context manager or call ``detach()``.
+    use it as a context manager or call ``detach()``. One loop pumps at a
+    time: attaching while another attachment (``boc.aio`` or ``boc.tk``)
+    is active raises ``RuntimeError``. A loop that cannot watch file
+    descriptors is woken through ``boc.set_pump_waker`` instead.
 
-    Raises ``RuntimeError`` off the main thread or with no loop running
-    and none given; ``TypeError``/``ValueError`` for a bad ``deadline_ms``.
+    Raises ``RuntimeError`` off the main thread, with no loop running and
+    none given, or while attached already; ``TypeError``/``ValueError``
+    for a bad ``deadline_ms``.
     """
     require_main_thread("boc.aio.attach()")
     deadline_ms = positive_millis("deadline_ms", deadline_ms)
@@ -138,7 +182,8 @@ async def result(cown: boc.Cown[_T]) -> _T:
     runs on a worker, or on the main thread if ``cown`` is pinned or boc
     runs with ``workers=0``, in which case the loop must be attached
     (:func:`attach`) for it to run. Cancelling the wait does not cancel
-    the producing behavior.
+    the producing behavior; an exception it raised is then not consumed
+    here (it is reported when the cown is dropped unread).
     """
     if not isinstance(cown, boc.Cown):
         raise TypeError(f"boc.aio.result() takes a cown (the name @when binds), not {type(cown).__name__}")
@@ -147,6 +192,10 @@ async def result(cown: boc.Cown[_T]) -> _T:
 
     @boc.when(cown)
     def _deliver(cown: boc.Cown[Any]) -> None:
+        if future.cancelled():
+            # Nobody waits: leave an exception unretrieved, so it is
+            # reported when the cown is dropped rather than lost here.
+            return
         failed = cown.exception
         try:
             loop.call_soon_threadsafe(_settle, future, cown.value, failed)

@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import boc
 
-from ._hosts import positive_millis, require_main_thread
+from ._hosts import claim, positive_millis, release, require_main_thread
 
 __all__ = ["Attachment", "attach"]
 
@@ -57,6 +57,8 @@ class Attachment:
         self._fd: Optional[int] = None
         self._after_id: Optional[str] = None
         self._attached = True
+        self._pumping = False
+        claim(self)
         fd = boc.pump_fd()
         try:
             root.tk.createfilehandler(fd, tkinter.READABLE, self._on_readable)
@@ -67,11 +69,12 @@ class Attachment:
             self._fd = fd
             # Work that arrived before attaching is signalled already; Tk
             # sees the readable descriptor at its next event check.
+        self._uses_file_handler = self._fd is not None
 
     @property
     def uses_file_handler(self) -> bool:
         """True if Tk watches boc's descriptor; false on the ``after`` cadence."""
-        return self._fd is not None
+        return self._uses_file_handler
 
     @property
     def attached(self) -> bool:
@@ -79,10 +82,25 @@ class Attachment:
         return self._attached
 
     def _pump(self) -> None:
-        boc.pump(deadline_ms=self._deadline_ms)
+        # A main-side body may run a nested Tk loop (root.update(), a modal
+        # dialog): boc is not pumped again from inside it.
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            boc.pump(deadline_ms=self._deadline_ms)
+        finally:
+            self._pumping = False
 
     def _on_readable(self, fd: int, mask: int) -> None:
-        self._pump()
+        # The descriptor stays readable while work is left; unwatched while
+        # pumping, so a loop nested in a body does not spin on it.
+        self._root.tk.deletefilehandler(fd)
+        try:
+            self._pump()
+        finally:
+            if self._attached and self._fd is not None:
+                self._root.tk.createfilehandler(fd, tkinter.READABLE, self._on_readable)
 
     def _on_tick(self) -> None:
         self._after_id = None
@@ -100,6 +118,7 @@ class Attachment:
         if not self._attached:
             return
         self._attached = False
+        release(self)
         try:
             if self._fd is not None:
                 self._root.tk.deletefilehandler(self._fd)
@@ -133,7 +152,9 @@ def attach(
     Call it on the main thread, where Tk runs. Each pump lasts at most
     ``deadline_ms`` milliseconds (a running behavior is never interrupted);
     ``interval_ms`` is the cadence used only where Tk cannot watch a file
-    descriptor. Returns an :class:`Attachment`; ``detach()`` stops it.
+    descriptor. Returns an :class:`Attachment`; ``detach()`` stops it. One
+    loop pumps at a time: attaching while another attachment (``boc.aio``
+    or ``boc.tk``) is active raises ``RuntimeError``.
     """
     require_main_thread("boc.tk.attach()")
     if not isinstance(root, tkinter.Misc):
