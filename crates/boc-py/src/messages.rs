@@ -2,12 +2,12 @@
 //! by every thread of the process (boc-msg's `Mailbox`), carrying plain
 //! Python objects (never pickled, never copied).
 
-use crate::runtime::{self, type_name};
+use crate::runtime::{self, timeout_arg, type_name};
 use boc_msg::Mailbox;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -91,26 +91,6 @@ fn tags_arg(tags: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         return Err(PyValueError::new_err("tags must name at least one tag"));
     }
     items.iter().map(|tag| key_arg("each tag", tag)).collect()
-}
-
-/// A timeout in seconds: `None` (forever) or a finite number >= 0.
-fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    let Some(timeout) = timeout.filter(|timeout| !timeout.is_none()) else { return Ok(None) };
-    if timeout.is_instance_of::<PyBool>() || !(timeout.is_instance_of::<PyInt>() || timeout.is_instance_of::<PyFloat>())
-    {
-        return Err(PyTypeError::new_err(format!(
-            "timeout must be a number of seconds (or None to wait forever), not {}",
-            type_name(timeout)
-        )));
-    }
-    let seconds: f64 = timeout.extract()?;
-    if seconds.is_nan() || seconds < 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "timeout must be a number of seconds >= 0 (or None to wait forever), not {timeout}"
-        )));
-    }
-    // Too large to represent: as good as forever.
-    Ok(Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)))
 }
 
 /// Sends a message: queues `contents` (any object, passed as is) under

@@ -11,7 +11,7 @@ use crate::behavior;
 use crate::messages::{key_arg, sentinel};
 use crate::runtime::type_name;
 use boc_msg::{Change, Noticeboard, Snapshot};
-use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyList;
@@ -30,6 +30,40 @@ static REMOVED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 thread_local! {
     /// The snapshot the running behavior took with its first read.
     static BEHAVIOR_SNAPSHOT: RefCell<Option<BoardSnapshot>> = const { RefCell::new(None) };
+    /// The keys whose `notice_update` function is running on this thread
+    /// (updates of other keys may nest inside one).
+    static UPDATING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Refuses a write to `key` from inside the function of a `notice_update`
+/// of that same key on this thread: each such write would make the update
+/// retry, and the function write again, forever.
+fn refuse_write_while_updating(key: &str) -> PyResult<()> {
+    if UPDATING.with_borrow(|keys| keys.iter().any(|updating| updating == key)) {
+        return Err(PyRuntimeError::new_err(format!(
+            "the function given to notice_update({key:?}, ...) cannot write {key:?} itself: every write to the \
+             key makes the update call the function again, so it would never finish. Return the new value \
+             (or boc.REMOVED) from the function instead."
+        )));
+    }
+    Ok(())
+}
+
+/// Marks `key` as being updated on this thread while its `notice_update`
+/// runs.
+struct Updating;
+
+impl Updating {
+    fn enter(key: &str) -> Self {
+        UPDATING.with_borrow_mut(|keys| keys.push(key.to_owned()));
+        Self
+    }
+}
+
+impl Drop for Updating {
+    fn drop(&mut self) {
+        UPDATING.with_borrow_mut(Vec::pop);
+    }
 }
 
 /// Adds `REMOVED` to the module.
@@ -62,7 +96,9 @@ fn snapshot() -> BoardSnapshot {
 /// returns see it.
 #[pyfunction]
 pub(crate) fn notice_write(key: &Bound<'_, PyAny>, value: Py<PyAny>) -> PyResult<()> {
-    let previous = BOARD.write(key_arg("a noticeboard key", key)?, Arc::new(value));
+    let key = key_arg("a noticeboard key", key)?;
+    refuse_write_while_updating(&key)?;
+    let previous = BOARD.write(key, Arc::new(value));
     drop(previous);
     Ok(())
 }
@@ -90,6 +126,8 @@ pub(crate) fn notice_update(
     }
     let default = default.unwrap_or_else(|| py.None());
     let removed = REMOVED.get(py).expect("REMOVED is made at import");
+    refuse_write_while_updating(&key)?;
+    let _updating = Updating::enter(&key);
     let updated = BOARD.try_update(key, |current| {
         let current = current.map_or(&default, |value| &**value);
         let new = r#fn.call1((current.clone_ref(py),))?;
@@ -102,7 +140,9 @@ pub(crate) fn notice_update(
 /// Deletes `key` from the board (nothing happens if it is absent).
 #[pyfunction]
 pub(crate) fn notice_delete(key: &Bound<'_, PyAny>) -> PyResult<()> {
-    let previous = BOARD.delete(key_arg("a noticeboard key", key)?.as_str());
+    let key = key_arg("a noticeboard key", key)?;
+    refuse_write_while_updating(&key)?;
+    let previous = BOARD.delete(key.as_str());
     drop(previous);
     Ok(())
 }

@@ -327,14 +327,28 @@ fn number(name: &str, what: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     value.extract()
 }
 
-/// A timeout in seconds: `None` (forever) or a finite number >= 0.
-fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+/// A timeout in seconds: `None` (forever), or a number >= 0; one too large
+/// to represent (`inf`, `1e300`, `10**400`) is as good as forever.
+pub(crate) fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     let Some(timeout) = timeout.filter(|timeout| !timeout.is_none()) else { return Ok(None) };
-    let what = "a number of seconds (or None to wait forever)";
-    let seconds = number("timeout", what, timeout)?;
-    Duration::try_from_secs_f64(seconds)
-        .map(Some)
-        .map_err(|_| PyValueError::new_err(format!("timeout must be a finite number of seconds >= 0, not {timeout}")))
+    let seconds = match number("timeout", "a number of seconds (or None to wait forever)", timeout) {
+        Ok(seconds) => seconds,
+        // An int too large for a float.
+        Err(error) if error.is_instance_of::<pyo3::exceptions::PyOverflowError>(timeout.py()) => {
+            if timeout.gt(0)? {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            }
+        }
+        Err(error) => return Err(error),
+    };
+    if seconds.is_nan() || seconds < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "timeout must be a number of seconds >= 0 (or None to wait forever), not {timeout}"
+        )));
+    }
+    Ok(Duration::try_from_secs_f64(seconds).ok())
 }
 
 /// A positive, finite number of milliseconds.

@@ -575,9 +575,9 @@ def test_start_rejects_a_bad_worker_count(workers, error, pattern):
 @pytest.mark.parametrize(
     ("timeout", "error", "pattern"),
     [
-        pytest.param(-1, ValueError, r"timeout must be a finite number of seconds >= 0, not -1", id="negative"),
-        pytest.param(math.nan, ValueError, r"timeout must be a finite number of seconds >= 0, not nan", id="nan"),
-        pytest.param(math.inf, ValueError, r"timeout must be a finite number of seconds >= 0, not inf", id="inf"),
+        pytest.param(-1, ValueError, r"timeout must be a number of seconds >= 0 \(or None to wait forever\), not -1", id="negative"),
+        pytest.param(math.nan, ValueError, r"timeout must be a number of seconds >= 0 .*not nan", id="nan"),
+        pytest.param(-math.inf, ValueError, r"timeout must be a number of seconds >= 0 .*not -inf", id="-inf"),
         pytest.param("x", TypeError, r"timeout must be a number of seconds \(or None to wait forever\), not str", id="str"),
         pytest.param(True, TypeError, r"timeout must be a number of seconds .*not bool", id="bool"),
     ],
@@ -774,3 +774,257 @@ def test_a_child_forked_while_the_pool_runs_gets_a_fresh_pool():
     os.waitpid(pid, 0)
     assert output == "21"
     boc.wait()
+
+
+# --- messages and the noticeboard --------------------------------------------
+
+# The only tags and noticeboard keys the tests below use; `clean_messages`
+# checks each test took back what it sent and deleted what it wrote.
+MISUSE_TAG = "misuse-tag"
+MISUSE_KEY = "misuse-key"
+KEY_OF_254_BYTES = "é" * 127  # 2 UTF-8 bytes each
+
+
+@pytest.fixture
+def clean_messages():
+    yield
+    left_queued = boc.drain(MISUSE_TAG)
+    left_on_board = [key for key in (MISUSE_KEY, KEY_OF_254_BYTES) if key in boc.noticeboard()]
+    for key in left_on_board:
+        boc.notice_delete(key)
+    assert left_queued == [], "the test left messages queued"
+    assert left_on_board == [], "the test left keys on the noticeboard"
+
+
+NOTICEBOARD_CALLS = {
+    "write": lambda key: boc.notice_write(key, "value"),
+    "read": lambda key: boc.notice_read(key),
+    "update": lambda key: boc.notice_update(key, lambda value: value),
+    "delete": lambda key: boc.notice_delete(key),
+}
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize("operation", list(NOTICEBOARD_CALLS))
+@pytest.mark.parametrize(
+    ("key", "error", "pattern"),
+    [
+        pytest.param(1, TypeError, r"^a noticeboard key must be a str, not int$", id="int"),
+        pytest.param(None, TypeError, r"^a noticeboard key must be a str, not NoneType$", id="None"),
+        pytest.param(b"key", TypeError, r"^a noticeboard key must be a str, not bytes$", id="bytes"),
+        pytest.param("", ValueError, r"^a noticeboard key must not be empty$", id="empty"),
+        pytest.param(
+            "k" * 256, ValueError, r"^a noticeboard key must be at most 255 bytes in UTF-8, not 256 \(k{20}\.\.\.\)$", id="256-ascii"
+        ),
+        pytest.param(
+            "é" * 128, ValueError, r"^a noticeboard key must be at most 255 bytes in UTF-8, not 256 \(é{20}\.\.\.\)$", id="256-utf8"
+        ),
+    ],
+)
+def test_noticeboard_rejects_a_bad_key(operation, key, error, pattern):
+    with pytest.raises(error, match=pattern):
+        NOTICEBOARD_CALLS[operation](key)
+
+
+@pytest.mark.usefixtures("clean_messages")
+def test_a_noticeboard_key_of_254_utf8_bytes_is_fine():
+    assert len(KEY_OF_254_BYTES.encode()) == 254
+    boc.notice_write(KEY_OF_254_BYTES, 1)
+    boc.notice_update(KEY_OF_254_BYTES, lambda value: value + 1)
+    assert boc.notice_read(KEY_OF_254_BYTES) == 2
+    boc.notice_delete(KEY_OF_254_BYTES)
+    assert KEY_OF_254_BYTES not in boc.noticeboard()
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize("function", [42, None], ids=["int", "None"])
+def test_notice_update_rejects_a_non_callable(function):
+    with pytest.raises(
+        TypeError,
+        match=r"^notice_update\(\) needs a callable taking the current value and returning the new one, not "
+        + type(function).__name__
+        + "$",
+    ):
+        boc.notice_update(MISUSE_KEY, function)
+    assert MISUSE_KEY not in boc.noticeboard()
+
+
+@pytest.mark.usefixtures("clean_messages")
+def test_an_exception_raised_by_the_update_function_propagates_and_changes_nothing():
+    def fails(value):
+        raise ValueError(f"cannot update {value!r}")
+
+    boc.notice_write(MISUSE_KEY, [1, 2])
+    with pytest.raises(ValueError, match=r"^cannot update \[1, 2\]$"):
+        boc.notice_update(MISUSE_KEY, fails)
+    assert boc.notice_read(MISUSE_KEY) == [1, 2]
+    boc.notice_delete(MISUSE_KEY)
+    with pytest.raises(ValueError, match=r"^cannot update 'the default'$"):
+        boc.notice_update(MISUSE_KEY, fails, default="the default")
+    assert MISUSE_KEY not in boc.noticeboard(), "an absent key stays absent"
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda: boc.notice_write(MISUSE_KEY, 0), id="write"),
+        pytest.param(lambda: boc.notice_delete(MISUSE_KEY), id="delete"),
+        pytest.param(lambda: boc.notice_update(MISUSE_KEY, lambda value: 0), id="update"),
+    ],
+)
+def test_an_update_function_that_writes_its_own_key(write):
+    calls = []
+
+    def function(value):
+        calls.append(value)
+        write()
+        return value + 1
+
+    boc.notice_write(MISUSE_KEY, 1)
+    with pytest.raises(
+        RuntimeError,
+        match=r'^the function given to notice_update\("misuse-key", \.\.\.\) cannot write "misuse-key" itself: '
+        r"every write to the key makes the update call the function again, so it would never finish\. "
+        r"Return the new value \(or boc\.REMOVED\) from the function instead\.$",
+    ):
+        boc.notice_update(MISUSE_KEY, function)
+    assert calls == [1], "the function ran once"
+    assert boc.notice_read(MISUSE_KEY) == 1, "the board is unchanged"
+    boc.notice_delete(MISUSE_KEY)
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        pytest.param("assign", r"^'_Noticeboard' object does not support item assignment$", id="assign"),
+        pytest.param("delete", r"^'_Noticeboard' object does not support item deletion$", id="delete"),
+    ],
+)
+def test_the_noticeboard_mapping_is_read_only(change, pattern):
+    boc.notice_write(MISUSE_KEY, 1)
+    board = boc.noticeboard()
+    with pytest.raises(TypeError, match=pattern):
+        if change == "assign":
+            board[MISUSE_KEY] = 2  # type: ignore[index]
+        else:
+            del board[MISUSE_KEY]  # type: ignore[attr-defined]
+    assert boc.notice_read(MISUSE_KEY) == 1
+    boc.notice_delete(MISUSE_KEY)
+
+
+MESSAGE_CALLS = {
+    "receive": lambda tags: boc.receive(tags, timeout=0),
+    "drain": lambda tags: boc.drain(tags),
+}
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize(
+    ("tag", "error", "pattern"),
+    [
+        pytest.param(1, TypeError, r"^tag must be a str, not int$", id="int"),
+        pytest.param(None, TypeError, r"^tag must be a str, not NoneType$", id="None"),
+        pytest.param("", ValueError, r"^tag must not be empty$", id="empty"),
+        pytest.param("t" * 256, ValueError, r"^tag must be at most 255 bytes in UTF-8, not 256 \(t{20}\.\.\.\)$", id="256"),
+        pytest.param([MISUSE_TAG], TypeError, r"^tag must be a str, not list$", id="list"),
+        pytest.param({MISUSE_TAG: 1}, TypeError, r"^tag must be a str, not dict$", id="dict"),
+    ],
+)
+def test_send_rejects_a_bad_tag(tag, error, pattern):
+    with pytest.raises(error, match=pattern):
+        boc.send(tag, "contents")
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize("operation", ["receive", "drain"])
+@pytest.mark.parametrize(
+    ("tags", "error", "pattern"),
+    [
+        pytest.param(1, TypeError, r"^tags must be a str or a list or tuple of str, not int$", id="int"),
+        pytest.param(None, TypeError, r"^tags must be a str or a list or tuple of str, not NoneType$", id="None"),
+        pytest.param("", ValueError, r"^a tag must not be empty$", id="empty"),
+        pytest.param("t" * 256, ValueError, r"^a tag must be at most 255 bytes in UTF-8, not 256 \(t{20}\.\.\.\)$", id="256"),
+        pytest.param([], ValueError, r"^tags must name at least one tag$", id="empty-list"),
+        pytest.param([MISUSE_TAG, 1], TypeError, r"^each tag must be a str, not int$", id="list-holding-int"),
+        pytest.param((MISUSE_TAG, ""), ValueError, r"^each tag must not be empty$", id="tuple-holding-empty"),
+        pytest.param(
+            [MISUSE_TAG, "t" * 256], ValueError, r"^each tag must be at most 255 bytes in UTF-8, not 256", id="list-holding-256"
+        ),
+        pytest.param({MISUSE_TAG: 1}, TypeError, r"^tags must be a str or a list or tuple of str, not dict$", id="dict"),
+        pytest.param({MISUSE_TAG}, TypeError, r"^tags must be a str or a list or tuple of str, not set$", id="set"),
+    ],
+)
+def test_receive_and_drain_reject_bad_tags(operation, tags, error, pattern):
+    boc.send(MISUSE_TAG, "stays queued")
+    with pytest.raises(error, match=pattern):
+        MESSAGE_CALLS[operation](tags)
+    assert boc.drain(MISUSE_TAG) == [(MISUSE_TAG, "stays queued")], "nothing was taken"
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize(
+    ("timeout", "error", "pattern"),
+    [
+        pytest.param(
+            -1, ValueError, r"^timeout must be a number of seconds >= 0 \(or None to wait forever\), not -1$", id="negative"
+        ),
+        pytest.param(-math.inf, ValueError, r"^timeout must be a number of seconds >= 0 .*not -inf$", id="-inf"),
+        pytest.param(math.nan, ValueError, r"^timeout must be a number of seconds >= 0 .*not nan$", id="nan"),
+        pytest.param("1", TypeError, r"^timeout must be a number of seconds \(or None to wait forever\), not str$", id="str"),
+        pytest.param(True, TypeError, r"^timeout must be a number of seconds .*not bool$", id="bool"),
+    ],
+)
+def test_receive_rejects_a_bad_timeout(timeout, error, pattern):
+    boc.send(MISUSE_TAG, "stays queued")
+    with pytest.raises(error, match=pattern):
+        boc.receive(MISUSE_TAG, timeout=timeout)
+    assert boc.drain(MISUSE_TAG) == [(MISUSE_TAG, "stays queued")], "nothing was taken"
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize("timeout", [None, 0, 0.0, 1e300, math.inf], ids=["None", "zero", "zero-float", "huge", "inf"])
+def test_receive_timeouts_that_are_fine(timeout):
+    boc.send(MISUSE_TAG, "waiting")  # sent first: even "forever" returns at once
+    assert boc.receive(MISUSE_TAG, timeout=timeout) == (MISUSE_TAG, "waiting")
+
+
+@pytest.mark.usefixtures("clean_messages")
+@pytest.mark.parametrize("after", [5, "later"], ids=["int", "str"])
+def test_receive_rejects_an_after_that_is_not_callable(after):
+    boc.send(MISUSE_TAG, "stays queued")
+    with pytest.raises(
+        TypeError, match=r"^after must be a callable taking no arguments \(or None\), not " + type(after).__name__ + "$"
+    ):
+        boc.receive(MISUSE_TAG, timeout=0, after=after)
+    assert boc.drain(MISUSE_TAG) == [(MISUSE_TAG, "stays queued")], "nothing was taken"
+
+
+@pytest.mark.usefixtures("clean_messages")
+def test_an_exception_raised_by_after_propagates():
+    def after():
+        raise LookupError("nothing came")
+
+    with pytest.raises(LookupError, match=r"^nothing came$"):
+        boc.receive(MISUSE_TAG, timeout=0.01, after=after)
+
+
+@pytest.mark.usefixtures("clean_messages")
+def test_ctrl_c_interrupts_a_blocked_receive():
+    timer = threading.Timer(0.1, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            boc.receive(MISUSE_TAG, timeout=PATIENCE)
+    finally:
+        timer.cancel()
+
+
+@pytest.mark.parametrize("timeout", [math.inf, 1e300, 10**400], ids=["inf", "huge-float", "huge-int"])
+def test_a_timeout_too_large_to_represent_waits_forever(timeout):
+    # Nothing is in flight: wait returns at once, whatever the timeout.
+    boc.wait(timeout=timeout)
+    boc.quiesce(timeout=timeout)
+    boc.send("huge-timeout", 1)
+    assert boc.receive("huge-timeout", timeout=timeout) == ("huge-timeout", 1)

@@ -29,6 +29,12 @@ Exceptions raised by a body land on its result cown (``.exception`` is
 true, ``.unwrap()`` re-raises); one never retrieved is logged on logger
 ``"boc"`` when the cown is dropped.
 
+Two channels work outside cowns, from any thread and inside behaviors:
+tagged messages (``send``, ``receive``, ``drain``) and the noticeboard, a
+process-wide key/value board for read-mostly state (``notice_write``,
+``notice_update``, ``notice_delete``, ``notice_read``, ``noticeboard()``).
+Both carry the objects themselves, never copies.
+
 See docs/python.md for the guide.
 """
 
@@ -165,7 +171,12 @@ def pump(
 
 
 class _Noticeboard(Mapping[str, Any]):
-    """A read-only mapping over one snapshot of the noticeboard."""
+    """A read-only mapping over one snapshot of the noticeboard.
+
+    What ``noticeboard()`` returns. It never changes, and it refuses item
+    assignment and deletion (``TypeError``): write with ``notice_write``,
+    ``notice_update`` and ``notice_delete``.
+    """
 
     __slots__ = ("_snapshot",)
 
@@ -194,7 +205,12 @@ def noticeboard() -> Mapping[str, Any]:
     Inside a behavior it is the snapshot the behavior's first read took
     (the rest of the behavior sees the same one, even after its own
     writes); outside behaviors, a fresh one. Later writes never change a
-    snapshot: call ``noticeboard()`` again to see them.
+    snapshot: call ``noticeboard()`` again to see them. The values are the
+    objects written, shared with every other reader: do not mutate them.
+
+    While a snapshot is alive (the mapping is referenced, or the behavior
+    that took it still runs), each write to the board copies the board's
+    table first, O(keys): drop the mapping when you are done with it.
     """
     return _Noticeboard(_boc._noticeboard())
 

@@ -4,7 +4,7 @@ Import these names from ``boc``, not from here. The guide is docs/python.md.
 """
 
 from types import GenericAlias
-from typing import Any, Callable, Generic, NoReturn, TypedDict, TypeVar, final
+from typing import Any, Callable, Final, Generic, NoReturn, TypedDict, TypeVar, final, overload
 
 from typing_extensions import disjoint_base
 
@@ -20,6 +20,16 @@ __all__ = [
     "pump_fd",
     "set_pump_waker",
     "set_pump_watchdog",
+    "send",
+    "receive",
+    "drain",
+    "TIMEOUT",
+    "notice_write",
+    "notice_update",
+    "notice_delete",
+    "notice_read",
+    "REMOVED",
+    "_noticeboard",
     "_state",
     "_after_fork_in_child",
 ]
@@ -217,6 +227,130 @@ def set_pump_watchdog(warn_ms: float | None = ..., on_starve: Callable[[str], ob
     ``set_pump_watchdog()`` restores the default. It warns; it never
     raises.
     """
+
+@final
+class _Sentinel:
+    """The type of ``TIMEOUT`` and ``REMOVED`` (``boc.Sentinel`` at runtime, not importable).
+
+    Each sentinel is one unique object: compare with ``is``. Pickling or
+    copying one gives back the same object.
+    """
+
+    def __reduce__(self) -> str: ...
+
+TIMEOUT: Final[_Sentinel]
+"""The tag ``receive`` returns when it times out without ``after``: ``(TIMEOUT, None)``."""
+
+REMOVED: Final[_Sentinel]
+"""Returned by a ``notice_update`` function, deletes the key."""
+
+_Tags = str | list[str] | tuple[str, ...]
+
+def send(tag: str, contents: object) -> None:
+    """Send a message: queue ``contents`` under ``tag``, for a ``receive`` on that tag.
+
+    ``contents`` is any object, passed as it is (never copied or pickled):
+    once sent, leave it to the receiver. ``tag`` is a non-empty ``str`` of
+    at most 255 bytes in UTF-8 (else ``TypeError``/``ValueError``). Usable
+    from any thread and inside behaviors; never blocks, and queues have no
+    bound.
+    """
+
+@overload
+def receive(tags: _Tags, timeout: None = None, after: None = None) -> tuple[str, Any]:
+    """Receive a message: the oldest one queued under any of ``tags``, as ``(tag, contents)``.
+
+    ``tags`` is a ``str`` or a non-empty list or tuple of them. Messages
+    under one tag come in the order they were sent; across tags, the
+    oldest in the one global order of sends comes first. Each message is
+    received once.
+
+    With no message queued it waits, releasing the GIL, for at most
+    ``timeout`` seconds: ``None`` waits forever, ``0`` does not wait, and a
+    timeout too large to represent waits forever. On timeout it returns
+    ``after()`` if ``after`` is given (its exception propagates), else
+    ``(TIMEOUT, None)``. On the main thread Ctrl-C interrupts the wait.
+
+    Works anywhere, inside behaviors too. A behavior waiting here keeps its
+    thread and its cowns; inside a main-side behavior it blocks the host's
+    event loop meanwhile, so pass a timeout there.
+
+    Raises:
+        TypeError: ``tags`` not a str, list or tuple of str; a non-number
+            or ``bool`` timeout; an ``after`` that is not callable.
+        ValueError: an empty or over-long tag, no tags, a negative or NaN
+            timeout.
+    """
+
+@overload
+def receive(tags: _Tags, timeout: float, after: None = None) -> tuple[str, Any] | tuple[_Sentinel, None]: ...
+@overload
+def receive(tags: _Tags, timeout: float | None, after: Callable[[], _R]) -> tuple[str, Any] | _R: ...
+@overload
+def receive(tags: _Tags, timeout: float | None = None, *, after: Callable[[], _R]) -> tuple[str, Any] | _R: ...
+
+def drain(tags: _Tags) -> list[tuple[str, Any]]:
+    """Remove every message queued under any of ``tags`` and return them as ``(tag, contents)``, oldest first.
+
+    ``tags`` as for ``receive``. Never waits: ``[]`` if nothing is queued.
+    Messages under other tags stay queued.
+    """
+
+def notice_write(key: str, value: object) -> None:
+    """Set ``key`` on the noticeboard to ``value`` (any object, stored as is, never copied).
+
+    Atomic, and in effect for every thread when the call returns: a
+    behavior scheduled after it returns (or ordered after it through a
+    shared cown) sees this write or a later one. Keys are non-empty
+    ``str`` of at most 255 bytes in UTF-8 (else ``TypeError``/
+    ``ValueError``); there is no limit on the number of keys. Treat values
+    as immutable: every reader shares the object.
+    """
+
+def notice_update(key: str, fn: Callable[[Any], object], default: object = None) -> None:
+    """Atomically set ``key`` to ``fn(current)``, ``current`` being its value or ``default`` if absent.
+
+    If ``fn`` returns ``REMOVED`` the key is deleted. ``fn`` runs on the
+    calling thread without any lock held and gets the key's current value
+    (not a behavior's snapshot); if another write to ``key`` lands
+    meanwhile, ``fn`` is called again with the new value. Keep it pure: no
+    side effects, a result that depends only on its argument. It may read
+    the board and write other keys; writing ``key`` itself raises
+    ``RuntimeError`` (the update would never finish). An exception from
+    ``fn`` propagates and leaves the board unchanged. ``TypeError`` if
+    ``fn`` is not callable.
+    """
+
+def notice_delete(key: str) -> None:
+    """Delete ``key`` from the noticeboard; nothing happens if it is absent. Atomic, like ``notice_write``."""
+
+def notice_read(key: str, default: Any = None) -> Any:
+    """The value under ``key`` on the noticeboard (the object itself), or ``default`` if it is absent.
+
+    Inside a behavior the first read (this or ``noticeboard()``) takes a
+    snapshot of the whole board, and every later read of that behavior
+    returns from it, even after the behavior's own writes; the next
+    behavior takes a fresh one. Outside behaviors every read is fresh.
+    """
+
+@final
+class _NoticeboardSnapshot:
+    """The whole noticeboard at one instant (``boc.NoticeboardSnapshot`` at runtime, not importable).
+
+    It never changes. ``boc.noticeboard()`` wraps it in a read-only
+    ``Mapping``; use that. While it is alive, a write to the board copies
+    the board's table (O(keys)).
+    """
+
+    def __getitem__(self, key: str, /) -> Any:
+        """The value under ``key``; ``KeyError`` if absent (or not a str)."""
+    def __contains__(self, key: object, /) -> bool: ...
+    def __len__(self) -> int: ...
+    def keys(self) -> list[str]:
+        """The keys, as a new list."""
+
+def _noticeboard() -> _NoticeboardSnapshot:
+    """The snapshot ``boc.noticeboard()`` wraps: the running behavior's, or a fresh one outside behaviors."""
 
 class _State(TypedDict):
     running: bool
