@@ -14,6 +14,14 @@ mod runtime;
 
 use pyo3::prelude::*;
 
+/// Rust allocations of the extension: made on the thread that schedules a
+/// behavior, freed on the worker that releases it. glibc's malloc takes the
+/// allocating arena's lock for such frees; mimalloc does not (chain of 20k
+/// behaviors on 3.12, 1 worker: 41 -> 34 ms). Python objects still come
+/// from CPython's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The extension module. Free-threading safe: no state relies on the GIL.
 #[pymodule(gil_used = false)]
 fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
