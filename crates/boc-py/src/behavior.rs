@@ -307,7 +307,10 @@ pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
         }
     }
     let pinned = flat.iter().any(|core| core.pinned);
-    Ok(When { args: PyTuple::new(py, args)?.unbind(), cowns: flat, pinned })
+    // Without lists the arguments are the call's own tuple: no new one.
+    let has_lists = args.iter().zip(cowns.iter()).any(|(arg, given)| !arg.is(&given));
+    let args = if has_lists { PyTuple::new(py, args)?.unbind() } else { cowns.clone().unbind() };
+    Ok(When { args, cowns: flat, pinned })
 }
 
 fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
