@@ -109,11 +109,19 @@ impl PyBody {
         match outcome {
             // `None` is stored as no object: most behaviors return it, and a
             // result cown then owns no reference to drop (often detached).
-            Ok(value) => slot.value = (!value.is_none()).then(|| value.unbind()),
+            Ok(value) => {
+                let value = (!value.is_none()).then(|| value.unbind());
+                if let Some(value) = &value {
+                    crate::cown::track_if_cyclic(result, value);
+                }
+                slot.value = value;
+            }
             Err(error) => {
                 self.failed = true;
                 let is_base = !error.is_instance_of::<PyException>(py);
-                slot.value = Some(error.clone_ref(py).into_value(py).into_any());
+                let exception = error.clone_ref(py).into_value(py).into_any();
+                crate::cown::track_if_cyclic(result, &exception);
+                slot.value = Some(exception);
                 slot.is_exception = true;
                 slot.origin = Some(self.label.clone().unwrap_or_else(|| describe_function(function.bind(py)).into()));
                 MAIN_CONTEXT.with(|context| {
@@ -280,6 +288,7 @@ pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
     let mut args = Vec::with_capacity(cowns.len());
     for (arg_idx, arg) in cowns.iter().enumerate() {
         if let Ok(cown) = arg.cast::<PyCown>() {
+            crate::cown::untrack_if_acyclic(cown);
             flat.push(Arc::clone(&cown.get().core));
             args.push(arg);
         } else if let Ok(list) = arg.cast::<PyList>() {
@@ -341,7 +350,9 @@ impl When {
         }
         let (runtime, running) = runtime::enter()?;
         let result = CownCore::new(None, false);
-        let result_object = Py::new(py, PyCown::from_core(Arc::clone(&result)))?;
+        let result_object = Bound::new(py, PyCown::from_core(Arc::clone(&result)))?;
+        crate::cown::untrack_if_acyclic(&result_object);
+        let result_object = result_object.unbind();
         let label = (running.is_main_side(self.pinned) && runtime.labels_wanted()).then(|| label_of(function));
         let headers = Headers { named: self.cowns.iter(), result: Some(&result.header) };
         let cowns = CownList::new(&self.cowns, Arc::clone(&result));

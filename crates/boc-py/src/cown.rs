@@ -10,7 +10,7 @@
 
 use crate::behavior;
 use crate::errors;
-use crate::primitive::{AtomicBool, Ordering};
+use crate::primitive::{AtomicBool, AtomicPtr, Ordering};
 use crate::runtime::{self, Graveyard};
 use boc_core::CownHeader;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
@@ -46,6 +46,11 @@ pub(crate) struct CownCore {
     /// cown on; read (Relaxed) by a later holder, ordered by the
     /// protocol's acquisition; cleared by a holder assigning a value.
     lost: AtomicBool,
+    /// The cown's Python object, while it is untracked by CPython's cycle
+    /// collector (see [`untrack_if_acyclic`]); null otherwise. Written and
+    /// read only by threads holding the GIL (classic builds), which orders
+    /// them; Relaxed.
+    wrapper: AtomicPtr<pyo3::ffi::PyObject>,
 }
 
 // SAFETY: the slot is only reached through `slot_mut`, whose contract (the
@@ -60,6 +65,7 @@ impl CownCore {
             slot: UnsafeCell::new(Slot { value, ..Slot::default() }),
             pinned,
             lost: AtomicBool::new(false),
+            wrapper: AtomicPtr::new(std::ptr::null_mut()),
         })
     }
 
@@ -104,6 +110,63 @@ impl Drop for CownCore {
         }
         // An ordinary value drops here: attached, its reference count goes
         // down now; detached, PyO3 defers that to the next attachment.
+    }
+}
+
+/// Takes a cown's Python object off CPython's cycle collector while its
+/// value cannot reference anything (an int, a string, None...; see
+/// [`can_reference`]): programs
+/// keep many cowns alive, and every full collection visited each of them.
+/// [`track_if_cyclic`] puts it back when a value that can is stored.
+///
+/// Classic builds only, where the GIL orders this with every write of the
+/// value and with the object's deallocation (which forgets it); on a
+/// free-threaded build every cown stays tracked. Not for pinned cowns,
+/// whose value is only looked at on the main thread.
+pub(crate) fn untrack_if_acyclic(cown: &Bound<'_, PyCown>) {
+    let core = &cown.get().core;
+    if !runtime::gil_enabled() || core.pinned || !core.wrapper.load(Ordering::Relaxed).is_null() {
+        return;
+    }
+    // SAFETY: the GIL is held (classic build, attached), so no other thread
+    // writes the slot now; only the value's pointer and GC state are read.
+    let acyclic = unsafe { &*core.slot.get() }.value.as_ref().is_none_or(|value| !can_reference(value.as_ptr()));
+    if acyclic {
+        let object = cown.as_ptr();
+        // SAFETY: a live object of a GC type (ours); untracking is allowed
+        // whether or not it is tracked; the GIL is held.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.cast()) };
+        core.wrapper.store(object, Ordering::Relaxed);
+    }
+}
+
+/// After `value` was stored in `core`: if the cown's object was taken off
+/// the cycle collector and `value` can reference other objects, puts it
+/// back. Attached.
+pub(crate) fn track_if_cyclic(core: &CownCore, value: &Py<PyAny>) {
+    let object = core.wrapper.load(Ordering::Relaxed);
+    if object.is_null() || !can_reference(value.as_ptr()) {
+        return;
+    }
+    core.wrapper.store(std::ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: non-null only while the object is alive and untracked (its
+    // deallocation nulls it), and only on classic builds, where we hold the
+    // GIL: nothing deallocates it meanwhile.
+    unsafe { pyo3::ffi::PyObject_GC_Track(object.cast()) };
+}
+
+/// Whether `object` may ever reference other objects: any object of a type
+/// the cycle collector knows (a dict or tuple that is untracked today may
+/// be tracked tomorrow); not ints, floats, strings, bytes, None.
+fn can_reference(object: *mut pyo3::ffi::PyObject) -> bool {
+    // SAFETY: a live object; the caller is attached.
+    unsafe { pyo3::ffi::PyObject_IS_GC(object) != 0 }
+}
+
+impl Drop for PyCown {
+    fn drop(&mut self) {
+        // The object is being deallocated: forget it.
+        self.core.wrapper.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 }
 
@@ -203,6 +266,7 @@ impl PyCown {
     #[setter]
     fn set_value(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<()> {
         let old = self.with_slot(py, "value", |slot| {
+            track_if_cyclic(&self.core, &value);
             let old = slot.value.replace(value);
             slot.is_exception = false;
             slot.retrieved = false;

@@ -84,6 +84,11 @@ static RUNTIME_INIT: Mutex<()> = Mutex::new(());
 /// at import (Relaxed: read as a hint only).
 static GIL_ENABLED: AtomicBool = AtomicBool::new(true);
 
+/// True unless this is a free-threaded build running without the GIL.
+pub(crate) fn gil_enabled() -> bool {
+    GIL_ENABLED.load(Ordering::Relaxed)
+}
+
 /// Called once at import.
 pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
     let sys = py.import("sys")?;
@@ -575,8 +580,7 @@ impl WorkerThread {
         // Contention is a state that lasts: look every few attaches, and at
         // every one while it lasts (the sleep dwarfs the clock then).
         self.n_attaches = self.n_attaches.wrapping_add(1);
-        let measure = GIL_ENABLED.load(Ordering::Relaxed)
-            && (self.contended || self.n_attaches % CONTENTION_SAMPLE_INTERVAL == 0);
+        let measure = gil_enabled() && (self.contended || self.n_attaches % CONTENTION_SAMPLE_INTERVAL == 0);
         let started = measure.then(Instant::now);
         if self.gil_state.is_none() {
             // SAFETY: the interpreter is initialized (boc was imported) and

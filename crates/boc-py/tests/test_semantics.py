@@ -437,3 +437,55 @@ def test_the_worker_count_of_start_outlives_a_wait():
     boc.wait()
     boc.start()
     assert _boc._state()["running"]
+
+
+def test_a_cycle_through_a_result_cown_is_collected():
+    import gc
+    import weakref
+
+    holder = {}
+
+    @when(Cown(0))
+    def result(cown):
+        return holder
+
+    wait()
+    holder["self"] = result  # result -> its value (holder) -> result
+    collected = weakref.ref(result)
+    del result, holder
+    gc.collect()
+    assert collected() is None
+
+
+def test_a_cycle_through_a_cown_given_a_list_later_is_collected():
+    import gc
+    import weakref
+
+    cown = Cown(0)
+
+    @when(cown)  # cowns named in when() with a plain value may leave the GC
+    def _(cown):
+        cown.value = [cown]  # now it references itself
+
+    wait()
+    collected = weakref.ref(cown)
+    del cown
+    gc.collect()
+    assert collected() is None
+
+
+def test_a_cycle_through_an_exception_on_a_result_cown_is_collected():
+    import gc
+    import weakref
+
+    @when(Cown(0))
+    def failing(cown):
+        raise ValueError("kept")
+
+    wait()
+    error = failing.value  # retrieved; the traceback's frames may reach it
+    error.cown = failing
+    collected = weakref.ref(failing)
+    del failing, error
+    gc.collect()
+    assert collected() is None
