@@ -537,7 +537,7 @@ unsafe fn acquire(header: NonNull<Header>) {
         // resolves a successor, and we have not linked yet, so its release
         // (if it started) is waiting for our link.
         let prev = unsafe { &*prev };
-        let mut backoff = Backoff::new();
+        let backoff = Backoff::new();
         while !prev.scheduled.load(Ordering::Acquire) {
             backoff.snooze();
         }
@@ -606,7 +606,7 @@ pub(crate) unsafe fn hand_over(request: &Request) -> Option<NonNull<Header>> {
             return None;
         }
         // A successor swapped itself in but has not linked yet.
-        let mut backoff = Backoff::new();
+        let backoff = Backoff::new();
         loop {
             next = request.next.load(Ordering::Acquire);
             if !next.is_null() {

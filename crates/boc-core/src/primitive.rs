@@ -21,43 +21,27 @@ pub(crate) fn next_key() -> u64 {
     NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// A spin-wait on another thread's progress that every protocol wait uses.
-///
-/// The waits in the protocol are short (the other thread is between two
-/// adjacent atomic operations), so it spins with exponential backoff first;
-/// past that the other thread was probably preempted, and on a machine with
-/// more threads than cores spinning would only delay it, so it yields.
-pub(crate) struct Backoff {
-    #[cfg_attr(boc_loom, allow(dead_code))]
-    step: u32,
-}
+/// Waits one step in a retry loop whose exit depends on another thread's
+/// progress: crossbeam's `Backoff` (exponential spinning, then yielding to
+/// the scheduler, for the other thread was probably preempted). Under loom
+/// it always yields, or the model would explore an unbounded number of
+/// spins.
+#[cfg(not(boc_loom))]
+pub(crate) use crossbeam_utils::Backoff;
 
+/// Loom's stand-in for crossbeam's `Backoff`: every step yields to the
+/// model's scheduler.
+#[cfg(boc_loom)]
+pub(crate) struct Backoff;
+
+#[cfg(boc_loom)]
 impl Backoff {
-    #[cfg_attr(boc_loom, allow(dead_code))]
-    const SPIN_LIMIT: u32 = 6;
-
-    #[inline]
     pub(crate) fn new() -> Self {
-        Self { step: 0 }
+        Self
     }
 
     /// Waits one step.
-    #[inline]
-    pub(crate) fn snooze(&mut self) {
-        #[cfg(boc_loom)]
-        {
-            loom::thread::yield_now();
-        }
-        #[cfg(not(boc_loom))]
-        {
-            if self.step <= Self::SPIN_LIMIT {
-                for _ in 0..(1u32 << self.step) {
-                    std::hint::spin_loop();
-                }
-                self.step += 1;
-            } else {
-                std::thread::yield_now();
-            }
-        }
+    pub(crate) fn snooze(&self) {
+        loom::thread::yield_now();
     }
 }

@@ -201,7 +201,7 @@ impl Idle {
     /// Steps S4–S6, starting from the value read at S3.
     #[cold]
     fn wake_one(&self, mut counts: usize) {
-        let mut backoff = Backoff::new();
+        let backoff = Backoff::new();
         loop {
             match self.counts.compare_exchange(counts, counts + SEARCH_UNIT, Ordering::SeqCst, Ordering::SeqCst) {
                 Ok(_) => {

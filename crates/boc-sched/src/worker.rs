@@ -240,7 +240,7 @@ impl<T: Send + 'static, R: Runner<T>> WorkerThread<T, R> {
     }
 
     fn steal_injector(&self) -> Option<T> {
-        let mut backoff = Backoff::new();
+        let backoff = Backoff::new();
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.local.deque) {
                 Steal::Success(task) => return Some(task),
@@ -256,7 +256,7 @@ impl<T: Send + 'static, R: Runner<T>> WorkerThread<T, R> {
         if n_workers <= 1 {
             return None;
         }
-        let mut backoff = Backoff::new();
+        let backoff = Backoff::new();
         loop {
             let mut retry = false;
             let start = self.rng.next_below(n_workers);
