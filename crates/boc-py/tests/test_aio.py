@@ -9,6 +9,7 @@ import time
 import boc
 import boc.aio
 import pytest
+from helpers import run_in_thread
 from boc import Cown, PinnedCown, when
 
 
@@ -148,21 +149,15 @@ def test_detach_stops_pumping():
 def test_attach_needs_the_main_thread_and_a_loop():
     with pytest.raises(RuntimeError, match="needs an event loop"):
         boc.aio.attach()
-    errors = []
-
     def off_main():
         loop = asyncio.new_event_loop()
         try:
             boc.aio.attach(loop)
-        except RuntimeError as error:
-            errors.append(str(error))
         finally:
             loop.close()
 
-    thread = threading.Thread(target=off_main)
-    thread.start()
-    thread.join()
-    assert errors and "main thread" in errors[0]
+    error = run_in_thread(off_main)
+    assert isinstance(error, RuntimeError) and "main thread" in str(error)
 
 
 @pytest.mark.parametrize(("deadline", "error"), [(0, ValueError), (-1, ValueError), ("5", TypeError), (True, TypeError)])

@@ -7,14 +7,13 @@ the tests use. The Tk one runs under a private Xvfb when there is no display.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
+import helpers
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -59,38 +58,10 @@ def test_demo(tmp_path):
 @pytest.fixture(scope="module")
 def display_env():
     """An environment for subprocesses with a display: ours, or a private Xvfb's."""
-    env = dict(os.environ)
-    if env.get("DISPLAY"):
-        yield env
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("no display and no Xvfb (apt-get install xvfb)")
-    read_end, write_end = os.pipe()
-    # -displayfd: Xvfb picks a free display number and writes it to the pipe once it is ready.
-    process = subprocess.Popen(
-        [xvfb, "-displayfd", str(write_end), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    try:
-        number = b""
-        deadline = time.monotonic() + 30
-        with os.fdopen(read_end, "rb") as pipe:
-            while not number.endswith(b"\n") and time.monotonic() < deadline:
-                byte = pipe.read(1)
-                if not byte:  # Xvfb exited
-                    break
-                number += byte
-        if not number.strip():
-            pytest.skip("Xvfb did not start")
-        env["DISPLAY"] = f":{number.decode().strip()}"
-        yield env
-    finally:
-        process.terminate()
-        process.wait(10)
+    with helpers.display() as name:
+        if name is None:
+            pytest.skip("no display and no Xvfb (apt-get install xvfb), or Xvfb did not start")
+        yield {**os.environ, "DISPLAY": name}
 
 
 def png_colors(path: Path) -> tuple[int, int, int]:

@@ -22,28 +22,10 @@ import threading
 import boc
 import pytest
 from boc import Cown, PinnedCown, _boc, when
+from helpers import PATIENCE, run_in_thread
 
 # Longest a test waits on one of its own Events: far beyond what any of
 # them needs, short of the suite's timeout.
-PATIENCE = 20
-
-
-def run_in_thread(function):
-    """Runs `function` on a plain `threading.Thread`; returns the exception
-    it raised (or None) once the thread has finished."""
-    caught = []
-
-    def target():
-        try:
-            function()
-        except BaseException as error:  # noqa: BLE001 (the test asserts on it)
-            caught.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(PATIENCE)
-    assert not thread.is_alive(), "the call hung"
-    return caught[0] if caught else None
 
 
 def result_error(result):

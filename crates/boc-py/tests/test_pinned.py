@@ -7,6 +7,7 @@ import threading
 
 import boc
 from boc import Cown, PinnedCown, wait, when
+from helpers import run_in_thread
 
 
 def on_main() -> bool:
@@ -136,22 +137,13 @@ def test_a_pinned_value_is_dropped_on_the_main_thread():
 
 def test_pinned_handles_travel_to_other_threads():
     widget = PinnedCown(MainOnly())
-    errors = []
-
     def schedule_from_thread():
-        try:
+        @when(widget)
+        def _(widget):
+            widget.value.touch()
 
-            @when(widget)
-            def _(widget):
-                widget.value.touch()
-
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=schedule_from_thread)
-    thread.start()
-    thread.join()
+    error = run_in_thread(schedule_from_thread)
     wait()
-    assert errors == []
+    assert error is None
     assert widget.value.touches == 1
     assert widget.value.off_main == 0

@@ -12,6 +12,7 @@ import time
 import boc
 import pytest
 from boc import Cown, PinnedCown, PumpResult, pump, wait, when
+from helpers import run_in_thread
 
 
 def schedule_pinned(n, body=None):
@@ -212,22 +213,12 @@ def test_a_timed_out_wait_off_main_names_the_main_side_behaviors_waiting():
     def paint_the_canvas(cown):
         return 1
 
-    errors = []
-
-    def waiter():
-        try:
-            boc.quiesce(timeout=0.05)
-        except TimeoutError as error:
-            errors.append(str(error))
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    thread.join()
+    error = run_in_thread(lambda: boc.quiesce(timeout=0.05))
     wait()
-    assert len(errors) == 1
-    assert "1 behaviors still scheduled or running" in errors[0]
-    assert "paint_the_canvas" in errors[0]
-    assert "pump()" in errors[0]
+    assert isinstance(error, TimeoutError)
+    assert "1 behaviors still scheduled or running" in str(error)
+    assert "paint_the_canvas" in str(error)
+    assert "pump()" in str(error)
 
 
 def test_the_watchdog_can_be_turned_off_and_back_to_its_default():

@@ -10,16 +10,21 @@ import types
 import boc
 import pytest
 from boc import Cown, PinnedCown, _boc, wait, when
+from helpers import run_in_thread
 
 
-def test_a_counter_sees_every_increment():
-    counter = Cown(0)
-    for _ in range(1000):
+def increment(counter, times):
+    """Schedules `times` behaviors that each add one to `counter`."""
+    for _ in range(times):
 
         @when(counter)
         def _(counter):
             counter.value += 1
 
+
+def test_a_counter_sees_every_increment():
+    counter = Cown(0)
+    increment(counter, 1000)
     wait()
     assert counter.value == 1000
 
@@ -339,14 +344,7 @@ def test_start_with_the_running_worker_count_is_a_no_op():
 def test_when_works_from_many_threads_at_once():
     counter = Cown(0)
 
-    def schedule():
-        for _ in range(250):
-
-            @when(counter)
-            def _(counter):
-                counter.value += 1
-
-    threads = [threading.Thread(target=schedule) for _ in range(4)]
+    threads = [threading.Thread(target=increment, args=(counter, 250)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -357,24 +355,8 @@ def test_when_works_from_many_threads_at_once():
 
 def test_wait_from_another_thread_waits_for_worker_side_work():
     counter = Cown(0)
-    for _ in range(100):
-
-        @when(counter)
-        def _(counter):
-            counter.value += 1
-
-    errors = []
-
-    def waiter():
-        try:
-            boc.quiesce(timeout=30)
-        except BaseException as error:  # reported below
-            errors.append(error)
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    thread.join()
-    assert errors == []
+    increment(counter, 100)
+    assert run_in_thread(lambda: boc.quiesce(timeout=30)) is None
     wait()
     assert counter.value == 100
 
@@ -400,11 +382,7 @@ def test_stop_finishes_everything_including_main_side_work():
 
 def test_concurrent_waits_all_return():
     counter = Cown(0)
-    for _ in range(200):
-
-        @when(counter)
-        def _(counter):
-            counter.value += 1
+    increment(counter, 200)
 
     errors = []
 

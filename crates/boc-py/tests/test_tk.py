@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import threading
 import time
 
 import boc
 import boc.tk
+import helpers
 import pytest
 from boc import Cown, PinnedCown, when
 
@@ -18,30 +17,17 @@ tkinter = pytest.importorskip("tkinter")
 
 @pytest.fixture(scope="module")
 def display():
-    """A display: the one we have, or a private Xvfb."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("no display and no Xvfb (apt-get install xvfb)")
-    number = 90 + os.getpid() % 100
-    process = subprocess.Popen(
-        [xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    socket = f"/tmp/.X11-unix/X{number}"
-    deadline = time.monotonic() + 30
-    while not os.path.exists(socket) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = f":{number}"
-    try:
-        yield os.environ["DISPLAY"]
-    finally:
-        del os.environ["DISPLAY"]
-        process.terminate()
-        process.wait(10)
+    """A display for this process: ours, or a private Xvfb's."""
+    with helpers.display() as name:
+        if name is None:
+            pytest.skip("no display and no Xvfb (apt-get install xvfb)")
+        had_display = "DISPLAY" in os.environ
+        os.environ["DISPLAY"] = name
+        try:
+            yield name
+        finally:
+            if not had_display:
+                del os.environ["DISPLAY"]
 
 
 @pytest.fixture
