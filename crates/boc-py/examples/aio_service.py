@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import boc
 import boc.aio
 from boc import PinnedCown, when
+from checks import report
 
 LARGEST = 20_000
 
@@ -142,11 +143,7 @@ def main() -> int:
     ]
     print(f"aio service: {args.requests} requests in {elapsed:.2f} s; reply latency p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms; the loop's longest stall {longest_stall * 1e3:.1f} ms")
-    for ok, text in checks:
-        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
-    passed = all(ok for ok, _ in checks)
-    print("all checks passed" if passed else "SOME CHECKS FAILED")
-    return 0 if passed else 1
+    return report(checks)
 
 
 if __name__ == "__main__":

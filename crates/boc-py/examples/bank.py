@@ -21,6 +21,7 @@ import sys
 
 import boc
 from boc import Cown, when
+from checks import report
 
 OPENING_BALANCE = 1_000
 
@@ -83,11 +84,7 @@ def main() -> int:
         (all(isinstance(t.value, InsufficientFunds) for t in refused), f"{len(refused):,} transfers refused"),
     ]
     print(f"bank: {args.transfers:,} transfers between {args.accounts} accounts, {moved:,} moved")
-    for ok, text in checks:
-        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
-    passed = all(ok for ok, _ in checks)
-    print("all checks passed" if passed else "SOME CHECKS FAILED")
-    return 0 if passed else 1
+    return report(checks)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import boc
 from boc import Cown, PinnedCown, when
+from checks import report
 
 N_ACCOUNTS, OPENING_BALANCE, TRANSFERS_PER_FRAME = 10, 1_000, 200
 N_SAMPLERS, SAMPLES_PER_BEHAVIOR = 8, 20_000
@@ -196,11 +197,7 @@ def main() -> int:
     n_worker_side = n_transfers + n_waves * N_SAMPLERS + len(frames) + 1  # + snapshots + peek
     print(f"\n{n_worker_side:,} behaviors ran on the workers and {len(frames)} on the main thread ({n_pumped} pumped "
           f"by the host loop, {len(frames) - n_pumped} by wait()), in {time.monotonic() - started:.1f} s")
-    for ok, text in checks:
-        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
-    passed = all(ok for ok, _ in checks)
-    print("all checks passed" if passed else "SOME CHECKS FAILED")
-    return 0 if passed else 1
+    return report(checks)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import boc
 from boc import Cown, when
+from checks import report
 
 
 @dataclass
@@ -80,11 +81,7 @@ def main() -> int:
         (sum(f.value.n_clashes for f in forks) == 0, "no fork was ever held by two philosophers"),
     ]
     print(f"philosophers: {n} at the table, {args.meals} meals each, finished in {elapsed:.2f} s, no deadlock")
-    for ok, text in checks:
-        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
-    passed = all(ok for ok, _ in checks)
-    print("all checks passed" if passed else "SOME CHECKS FAILED")
-    return 0 if passed else 1
+    return report(checks)
 
 
 if __name__ == "__main__":

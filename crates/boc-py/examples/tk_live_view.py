@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import boc
 import boc.tk
 from boc import Cown, PinnedCown, when
+from checks import report
 
 DICE, SIDES = 3, 6
 LOWEST, HIGHEST = DICE, DICE * SIDES  # the sums a roll can have
@@ -190,11 +191,7 @@ def main() -> int:
           f"pumped by {pumped_by}")
     if saved:
         print(f"screenshot: {saved}")
-    for ok, text in checks:
-        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
-    passed = all(ok for ok, _ in checks)
-    print("all checks passed" if passed else "SOME CHECKS FAILED")
-    return 0 if passed else 1
+    return report(checks)
 
 
 def looks_like_dice(counts: list[int]) -> bool:
