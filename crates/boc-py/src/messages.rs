@@ -2,7 +2,7 @@
 //! by every thread of the process (boc-msg's `Mailbox`), carrying plain
 //! Python objects (never pickled, never copied).
 
-use crate::runtime::{self, timeout_arg, type_name};
+use crate::runtime::{self, SIGNAL_CHECK_INTERVAL, optional_callable, timeout_arg, type_name};
 use boc_msg::Mailbox;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -13,10 +13,6 @@ use std::time::{Duration, Instant};
 
 /// Longest a key or tag may be, in UTF-8 bytes.
 pub(crate) const MAX_KEY_BYTES: usize = 255;
-
-/// How often a receive blocked on the main thread looks for signals (so
-/// Ctrl-C interrupts it); a message wakes it at once.
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 static MAILBOX: LazyLock<Mailbox<String, Py<PyAny>>> = LazyLock::new(Mailbox::new);
 
@@ -120,15 +116,7 @@ pub(crate) fn receive(
 ) -> PyResult<Py<PyAny>> {
     let tags = tags_arg(tags)?;
     let timeout = timeout_arg(timeout)?;
-    let after = after.filter(|after| !after.is_none());
-    if let Some(after) = after
-        && !after.is_callable()
-    {
-        return Err(PyTypeError::new_err(format!(
-            "after must be a callable taking no arguments (or None), not {}",
-            type_name(after)
-        )));
-    }
+    let after = optional_callable(after, "after must be a callable taking no arguments (or None)")?;
     let message = match MAILBOX.try_receive(&tags) {
         Some(message) => Some(message),
         None if timeout == Some(Duration::ZERO) => None,

@@ -62,9 +62,9 @@ const CONTENDED_ATTACH: Duration = Duration::from_micros(2);
 /// clock twice per attach was a tenth of a chain's cost on a worker).
 const CONTENTION_SAMPLE_INTERVAL: u32 = 8;
 
-/// How often a blocked `wait` on the main thread looks for signals (so
-/// Ctrl-C interrupts it); work and quiescence wake it at once.
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// How often a call blocked on the main thread (`wait`, `receive`) looks
+/// for signals, so Ctrl-C interrupts it; what it waits for wakes it at once.
+pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Most workers `start` accepts: far beyond any useful count, short of
 /// exhausting threads.
@@ -116,6 +116,20 @@ pub(crate) fn note_thread() {
 
 pub(crate) fn type_name(object: &Bound<'_, PyAny>) -> String {
     object.get_type().name().map_or_else(|_| "an object".to_owned(), |name| name.to_string())
+}
+
+/// An optional callable argument: `None` (or absent) is `None`; anything
+/// else must be callable, or `TypeError` says `{expected}, not <type>`.
+pub(crate) fn optional_callable<'a, 'py>(
+    value: Option<&'a Bound<'py, PyAny>>,
+    expected: &str,
+) -> PyResult<Option<&'a Bound<'py, PyAny>>> {
+    match value.filter(|value| !value.is_none()) {
+        Some(value) if !value.is_callable() => {
+            Err(PyTypeError::new_err(format!("{expected}, not {}", type_name(value))))
+        }
+        value => Ok(value),
+    }
 }
 
 /// The process-wide part of the runtime.
@@ -766,15 +780,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for WarnMs {
 #[pyfunction]
 #[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
 pub(crate) fn set_pump_watchdog(warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    let on_starve = on_starve.filter(|callback| !callback.is_none());
-    if let Some(callback) = on_starve
-        && !callback.is_callable()
-    {
-        return Err(PyTypeError::new_err(format!(
-            "on_starve must be a callable taking the message (or None for the boc logger), not {}",
-            type_name(callback)
-        )));
-    }
+    let on_starve =
+        optional_callable(on_starve, "on_starve must be a callable taking the message (or None for the boc logger)")?;
     let config = if let WarnMs::After(threshold) = warn_ms {
         let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
         Some(WatchdogConfig::new(threshold).with_sink(sink))
