@@ -1,0 +1,540 @@
+"""The exit matrix: what a program does when its interpreter exits while boc
+still has work, threads or errors (SPEC section 5, threading rule 5,
+"Finalization").
+
+Each case is a small program run as a subprocess of this interpreter
+(`helpers.run_program`, `helpers.Program`) and judged on its exit status,
+stdout and stderr. The exit-time stop is boc's atexit handler: it runs what
+is still scheduled (main-side work on the main thread), then stops the
+workers. From the moment it begins, a thread that is neither the main thread
+nor running a behavior and calls `@when`, `wait()`, `quiesce()`, `stop()` or
+`receive()`, or is blocked in one, parks silently: it is a daemon thread and
+dies with the process.
+
+Most cases race with the interpreter's finalization, so each runs
+`helpers.REPEAT` times (`BOC_REPEAT`: 2 by default, 20 under
+`cargo xtask soak`), every run a test of its own: a soak reports how many
+runs of which case failed.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import textwrap
+import time
+
+import pytest
+from helpers import REPEAT, Finished, Program, run_program
+
+#: Parametrizes a test over `REPEAT` runs, reported separately.
+repeated = pytest.mark.parametrize("run", range(1, REPEAT + 1), ids=lambda run: f"run{run}")
+
+#: How a Python process that a Ctrl-C ended exits: killed by SIGINT, as
+#: CPython does after an uncaught KeyboardInterrupt, or 130 (128 + SIGINT),
+#: as shells report it.
+INTERRUPTED = (-signal.SIGINT, 128 + signal.SIGINT)
+
+#: Prefix of the programs whose test reads logger "boc"'s records: each
+#: record on stderr starts with the logger's name.
+LOG_WITH_NAMES = """
+    import logging
+    logging.basicConfig(format="%(name)s %(levelname)s: %(message)s")
+"""
+
+
+def assert_status(finished: Finished, *allowed: int) -> None:
+    assert not finished.hung and finished.returncode in allowed, (
+        f"expected an exit status in {allowed}; {finished}"
+    )
+
+
+def assert_clean_exit(finished: Finished, stdout: str) -> None:
+    """Status 0, exactly `stdout` (dedented), nothing on stderr."""
+    assert_status(finished, 0)
+    expected = "".join(line.strip() + "\n" for line in stdout.strip().splitlines())
+    assert finished.stdout == expected, f"expected stdout {expected!r}; {finished}"
+    assert finished.stderr == "", f"expected nothing on stderr; {finished}"
+
+
+def assert_logged_drop(finished: Finished) -> None:
+    """Logger "boc" reported dropping behaviors (see LOG_WITH_NAMES)."""
+    assert re.search(r"^boc [A-Z]+: .*dropped", finished.stderr, re.MULTILINE | re.DOTALL), (
+        f"expected a record of logger 'boc' mentioning 'dropped' on stderr; {finished}"
+    )
+
+
+def stdout_lines(finished: Finished) -> list[str]:
+    return sorted(finished.stdout.splitlines())
+
+
+# --- 1. daemon threads calling into boc while main exits ---------------------
+
+DAEMON_LOOP = """
+    import threading, time
+    import boc
+    from boc import Cown, PinnedCown, when
+
+    cowns = COWNS
+
+    def loop(cown):
+        while True:
+            BODY
+
+    for index in range(THREADS):
+        threading.Thread(target=loop, args=(cowns[index % len(cowns)],), daemon=True).start()
+    time.sleep(0.2)
+    print("main done", flush=True)
+"""
+
+SCHEDULE = """
+    @when(cown)
+    def step(cown):
+        cown.value += 1
+"""
+
+
+@repeated
+@pytest.mark.parametrize(
+    ("cowns", "body", "n_threads"),
+    [
+        pytest.param("[Cown(0)]", SCHEDULE, 1, id="when-worker"),
+        pytest.param("[PinnedCown(0)]", SCHEDULE, 1, id="when-pinned"),
+        pytest.param("[Cown(0), Cown(0), PinnedCown(0)]", SCHEDULE, 4, id="when-4-threads"),
+        pytest.param("[Cown(0)]", SCHEDULE + "    boc.quiesce()\n", 1, id="when-quiesce"),
+        pytest.param("[Cown(0)]", SCHEDULE + "    boc.wait()\n", 1, id="when-wait"),
+        pytest.param("[None]", "boc.send('ping', 1)\nboc.receive('ping')\n", 1, id="send-receive"),
+    ],
+)
+def test_daemon_threads_calling_into_boc_while_main_exits(cowns, body, n_threads, run):
+    loop_body = textwrap.indent(textwrap.dedent(body), " " * 12)
+    source = DAEMON_LOOP.replace("COWNS", cowns).replace("THREADS", str(n_threads))
+    assert_clean_exit(run_program(source.replace("            BODY\n", loop_body)), "main done")
+
+
+# --- 2. daemon threads blocked in boc while main exits -------------------------
+
+BLOCKED_DAEMON = """
+    import threading, time
+    import boc
+    from boc import PinnedCown, when
+
+    pinned = PinnedCown(0)
+    about_to_block = threading.Event()
+
+    def blocked():
+        # Pinned work that only the main thread's exit-time stop will run.
+        @when(pinned)
+        def at_exit(pinned):
+            print("pinned ran", flush=True)
+
+        about_to_block.set()
+        try:
+            CALL
+        except BaseException as error:
+            print("CALL raised", type(error).__name__, error, flush=True)
+        else:
+            print("CALL returned", flush=True)
+
+    threading.Thread(target=blocked, daemon=True).start()
+    about_to_block.wait()
+    time.sleep(0.1)  # well into the call
+    print("main exiting", flush=True)
+"""
+
+
+@repeated
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param("boc.wait()", id="wait"),
+        pytest.param("boc.stop()", id="stop"),
+        pytest.param("boc.quiesce()", id="quiesce"),
+        pytest.param("boc.receive('never-sent')", id="receive"),
+    ],
+)
+def test_daemon_thread_blocked_in_boc_while_main_exits(call, run):
+    # The call never returns nor raises: the thread parks for good once the
+    # exit-time stop begins.
+    finished = run_program(BLOCKED_DAEMON.replace("CALL", call))
+    assert_clean_exit(finished, "main exiting\npinned ran")
+
+
+# --- 3. work still scheduled at exit -----------------------------------------
+
+CHAIN_IN_FLIGHT = """
+    import threading
+    import boc
+    from boc import Cown, when
+
+    log, main_done = Cown([]), threading.Event()
+
+    def link(index):
+        @when(log)
+        def step(log):
+            if index == 0:
+                main_done.wait()  # the other links are still queued at exit
+            log.value.append(index)
+
+    for index in range(200):
+        link(index)
+
+    @when(log)
+    def total(log):
+        print("total", len(log.value), sum(log.value), log.value == sorted(log.value), flush=True)
+
+    print("main done", flush=True)
+    main_done.set()
+"""
+
+
+@repeated
+def test_worker_work_in_flight_at_exit_all_runs(run):
+    assert_clean_exit(run_program(CHAIN_IN_FLIGHT), "main done\ntotal 200 19900 True")
+
+
+UNPUMPED_PINNED = """
+    import threading
+    import boc
+    from boc import Cown, PinnedCown, when
+
+    pinned, plain = PinnedCown(0), Cown(0)
+
+    def on_main():
+        return threading.current_thread() is threading.main_thread()
+
+    def mark(index):
+        @when(pinned)
+        def marked(pinned):
+            print("pinned", index, on_main(), flush=True)
+
+    for index in range(3):
+        mark(index)
+
+    @when(plain)
+    def worker(plain):
+        plain.value = 42
+
+        @when(pinned)
+        def nested(pinned):
+            print("nested", on_main(), flush=True)
+
+    @when(plain, pinned)
+    def mixed(plain, pinned):
+        print("mixed", plain.value, on_main(), flush=True)
+
+    print("main done", flush=True)
+"""
+
+
+@repeated
+def test_unpumped_pinned_work_runs_at_exit_on_the_main_thread(run):
+    finished = run_program(UNPUMPED_PINNED)
+    assert_status(finished, 0)
+    # `nested` is scheduled by a worker, so its place among the others varies.
+    expected = ["main done", "mixed 42 True", "nested True", "pinned 0 True", "pinned 1 True", "pinned 2 True"]
+    assert stdout_lines(finished) == expected, f"expected the lines {expected} in some order; {finished}"
+    assert finished.stdout.startswith("main done\n"), f"pinned work ran before exit; {finished}"
+    assert finished.stderr == "", f"expected nothing on stderr; {finished}"
+
+
+# --- 4. SystemExit in a main-side body run by the exit-time stop ------------------
+
+SYSTEM_EXIT_AT_EXIT = """
+    import sys
+    import boc
+    from boc import PinnedCown, when
+
+    pinned = PinnedCown(0)
+
+    @when(pinned)
+    def leave(pinned):
+        print("leave ran", flush=True)
+        EXIT
+
+    @when(pinned)
+    def after(pinned):
+        print("after ran", flush=True)
+
+    print("main done", flush=True)
+"""
+
+
+@repeated
+@pytest.mark.parametrize(
+    ("exit_statement", "status", "message"),
+    [
+        pytest.param("sys.exit(9)", 9, None, id="exit-9"),
+        pytest.param("raise SystemExit('bye')", 1, "bye", id="exit-message"),
+        pytest.param("raise SystemExit(0)", 0, None, id="exit-0"),
+    ],
+)
+def test_system_exit_in_a_main_side_body_at_exit_sets_the_status(exit_statement, status, message, run):
+    finished = run_program(SYSTEM_EXIT_AT_EXIT.replace("EXIT", exit_statement))
+    assert_status(finished, status)
+    # Nothing lost: the behavior queued after it still runs.
+    assert finished.stdout == "main done\nleave ran\nafter ran\n", f"expected 'after' to run too; {finished}"
+    # As a plain `sys.exit` would: the message, if any, and no traceback.
+    if message is not None:
+        assert message in finished.stderr, f"expected {message!r} on stderr; {finished}"
+    assert "Traceback" not in finished.stderr, f"expected no traceback; {finished}"
+
+
+# --- 5. KeyboardInterrupt in a main-side body run by the exit-time stop -----------
+
+INTERRUPT_IN_BODY = (
+    LOG_WITH_NAMES
+    + """
+    import threading, time
+    import boc
+    from boc import Cown, PinnedCown, when
+
+    plain, pinned = Cown(0), PinnedCown(0)
+    running = threading.Event()
+
+    @when(plain)
+    def slow(plain):
+        running.set()
+        time.sleep(0.5)
+        print("slow finished", flush=True)
+
+    @when(plain)
+    def queued(plain):
+        print("queued ran", flush=True)
+
+    @when(pinned)
+    def interrupt(pinned):
+        print("interrupt ran", flush=True)
+        raise KeyboardInterrupt
+
+    @when(pinned)
+    def after(pinned):
+        print("after ran", flush=True)
+
+    running.wait()
+    print("main done", flush=True)
+"""
+)
+
+
+@repeated
+def test_keyboard_interrupt_in_a_main_side_body_at_exit_drops_the_rest(run):
+    finished = run_program(INTERRUPT_IN_BODY)
+    assert_status(finished, *INTERRUPTED)
+    # The body running on a worker finishes; what had not started is dropped.
+    expected = ["interrupt ran", "main done", "slow finished"]
+    assert stdout_lines(finished) == expected, f"expected the lines {expected} in some order; {finished}"
+    assert_logged_drop(finished)
+
+
+# --- 6. a behavior that does not finish: exit says what it waits for ------------
+
+BLOCKED_BEHAVIOR_NAME = "blocked_at_exit.py"
+
+BLOCKED_BEHAVIOR = """
+    import threading
+    import boc
+    from boc import Cown, when
+
+    boc.set_pump_watchdog(WATCHDOG)
+    cown, release = Cown(0), threading.Event()
+
+    @when(cown)
+    def b(cown):
+        release.wait(HOLD)  # never set: HOLD seconds, or forever
+        print("b finished", flush=True)
+
+    print("main done", flush=True)
+"""
+
+#: What the exit path says once it has waited long enough.
+WAITING = "interpreter exit is waiting for"
+
+#: "Within a few seconds", with room for the ASan build on a busy machine.
+FEW_SECONDS = 10
+
+
+def assert_names_b(program: Program) -> None:
+    """The message names `b` and where it comes from, as the watchdog does:
+    `b (<path>/blocked_at_exit.py:<line>)`."""
+    program.wait_for(BLOCKED_BEHAVIOR_NAME, "stderr", timeout=5)
+    label = r"\bb \([^)]*" + re.escape(BLOCKED_BEHAVIOR_NAME)
+    assert re.search(label, program.output("stderr")), f"expected the label 'b ({BLOCKED_BEHAVIOR_NAME}...)' on stderr"
+
+
+@repeated
+@pytest.mark.parametrize(
+    ("watchdog", "earliest"),
+    [
+        pytest.param("warn_ms=300", 0.0, id="watchdog-300ms"),
+        # No watchdog: the exit path's own grace period of 2 s applies.
+        pytest.param("None", 1.5, id="watchdog-off"),
+    ],
+)
+def test_exit_names_a_behavior_blocked_forever_and_keeps_waiting(watchdog, earliest, run):
+    source = BLOCKED_BEHAVIOR.replace("WATCHDOG", watchdog).replace("HOLD", "None")
+    with Program(source, BLOCKED_BEHAVIOR_NAME) as program:
+        main_done = program.wait_for("main done")
+        seen = program.wait_for(WAITING, "stderr", timeout=FEW_SECONDS)
+        assert seen - main_done >= earliest, (
+            f"the message came {seen - main_done:.2f} s after 'main done', before the grace period"
+        )
+        assert_names_b(program)
+        time.sleep(0.5)
+        assert program.running(), f"exit stopped waiting for the blocked behavior\n{program.finish()}"
+
+
+@repeated
+def test_exit_names_a_slow_behavior_then_exits_once_it_finishes(run):
+    source = BLOCKED_BEHAVIOR.replace("WATCHDOG", "warn_ms=300").replace("HOLD", "1.5")
+    with Program(source, BLOCKED_BEHAVIOR_NAME) as program:
+        program.wait_for("main done")
+        program.wait_for(WAITING, "stderr", timeout=FEW_SECONDS)
+        assert_names_b(program)
+        finished = program.finish()
+    assert_status(finished, 0)
+    assert finished.stdout == "main done\nb finished\n", f"expected 'b finished' after 'main done'; {finished}"
+
+
+# --- 7. Ctrl-C during the exit-time stop --------------------------------------
+
+CTRL_C_AT_EXIT = (
+    LOG_WITH_NAMES
+    + """
+    import atexit, signal, threading, time
+    # Python leaves SIGINT ignored if it started that way (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import boc
+    from boc import Cown, when
+
+    # Registered after boc's handler, so it runs just before boc's exit-time stop.
+    atexit.register(print, "exiting", flush=True)
+
+    cown, running = Cown(0), threading.Event()
+
+    @when(cown)
+    def long(cown):
+        running.set()
+        time.sleep(SECONDS)
+        print("long finished", flush=True)
+
+    for index in range(5):
+        @when(cown)
+        def queued(cown):
+            print("queued ran", flush=True)
+
+    running.wait()
+    print("main done", flush=True)
+"""
+)
+
+
+@repeated
+def test_ctrl_c_during_the_exit_time_stop_drops_queued_work(run):
+    with Program(CTRL_C_AT_EXIT.replace("SECONDS", "2")) as program:
+        program.wait_for("exiting")
+        time.sleep(0.3)
+        program.send_signal(signal.SIGINT)
+        finished = program.finish()
+    assert_status(finished, *INTERRUPTED)
+    # The running body finishes; the queued ones are dropped.
+    expected = "main done\nexiting\nlong finished\n"
+    assert finished.stdout == expected, f"expected stdout {expected!r}; {finished}"
+    assert_logged_drop(finished)
+
+
+@repeated
+def test_a_second_ctrl_c_during_the_exit_time_stop_ends_the_process_at_once(run):
+    with Program(CTRL_C_AT_EXIT.replace("SECONDS", "10")) as program:
+        program.wait_for("exiting")
+        time.sleep(0.3)
+        program.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        second = time.monotonic()
+        program.send_signal(signal.SIGINT)
+        finished = program.finish()
+        ended = time.monotonic()
+    assert_status(finished, *INTERRUPTED)
+    # The body had about 9 s left to run.
+    assert ended - second < 4, f"the process ended {ended - second:.1f} s after the second SIGINT; {finished}"
+    assert "long finished" not in finished.stdout, f"the process waited for the body; {finished}"
+
+
+# --- 8. an exception never retrieved, still alive at exit ----------------------
+
+UNRETRIEVED = """
+    import boc
+    from boc import Cown, PinnedCown, when
+
+    cown = COWN(0)
+
+    @when(cown)
+    def failed(cown):
+        raise ValueError("boom")
+
+    WAIT
+    print("main done", flush=True)
+"""
+
+
+@repeated
+@pytest.mark.parametrize(
+    ("cown", "wait"),
+    [
+        pytest.param("Cown", "boc.wait()", id="finished-before-exit"),
+        pytest.param("Cown", "pass", id="in-flight-at-exit"),
+        pytest.param("PinnedCown", "pass", id="pinned-run-at-exit"),
+    ],
+)
+def test_an_exception_never_retrieved_is_reported_at_exit(cown, wait, run):
+    # `failed`, a module global, still holds the result cown at exit.
+    finished = run_program(UNRETRIEVED.replace("COWN", cown).replace("WAIT", wait))
+    assert_status(finished, 0)
+    assert finished.stdout == "main done\n", f"expected stdout 'main done'; {finished}"
+    for part in ("was never retrieved", "ValueError", "boom"):
+        assert part in finished.stderr, f"expected {part!r} on stderr; {finished}"
+    assert finished.stderr.count("was never retrieved") == 1, f"reported more than once; {finished}"
+
+
+# --- 9. @when on the main thread after the exit-time stop ----------------------
+
+LATE_WHEN = """
+    import atexit
+
+    def late():
+        try:
+            @boc.when(cown)
+            def f(cown):
+                print("late behavior ran", flush=True)
+        except RuntimeError as error:
+            print("refused:", error, flush=True)
+        else:
+            print("accepted", flush=True)
+
+    # Registered before boc's handler, so it runs after boc's exit-time stop.
+    atexit.register(late)
+
+    import boc
+
+    cown = boc.Cown(0)
+    USE
+    print("main done", flush=True)
+"""
+
+
+@repeated
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param("boc.when(cown)(lambda cown: None)", id="runtime-started"),
+        pytest.param("pass", id="runtime-never-started"),
+    ],
+)
+def test_when_after_the_exit_time_stop_is_refused(use, run):
+    finished = run_program(LATE_WHEN.replace("USE", use))
+    assert_status(finished, 0)
+    lines = finished.stdout.splitlines()
+    refused = len(lines) == 2 and lines[0] == "main done" and lines[1].startswith("refused: ")
+    assert refused, f"expected 'main done', then 'refused: ' and the RuntimeError; {finished}"
+    assert "shut down for interpreter exit" in lines[1], f"the RuntimeError does not say why; {finished}"
+    assert finished.stderr == "", f"expected nothing on stderr; {finished}"
