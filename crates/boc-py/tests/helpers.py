@@ -116,6 +116,14 @@ class Finished:
     def __repr__(self) -> str:
         return _report(self.status(), self.stdout, self.stderr)
 
+    def expect(self, condition: object, what: str) -> None:
+        """Fails the test unless `condition` holds, with `what` went wrong, how
+        the program ended and the tail of its output. (pytest cuts a plain
+        `assert`'s message to a few lines: the output would be lost.)"""
+        __tracebackhide__ = True
+        if not condition:
+            raise AssertionError(f"{what}; {self!r}")
+
 
 def _report(status: str, stdout: str, stderr: str) -> str:
     """`the program <status>`, then the tail of each stream."""
@@ -192,7 +200,13 @@ class Program:
                     break
                 self._arrived.wait(remaining)
         reason = f"closed its {stream}" if ended else f"went {timeout} s"
-        raise AssertionError(f"the program {reason} without printing {text!r}; {self._describe()}")
+        self.expect(False, f"the program {reason} without printing {text!r}")
+
+    def expect(self, condition: object, what: str) -> None:
+        """`Finished.expect` for a program that may still be running."""
+        __tracebackhide__ = True
+        if not condition:
+            raise AssertionError(f"{what}; {self._describe()}")
 
     def send_signal(self, signum: int) -> None:
         self._process.send_signal(signum)

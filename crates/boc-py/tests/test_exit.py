@@ -43,25 +43,26 @@ LOG_WITH_NAMES = """
 """
 
 
-def assert_status(finished: Finished, *allowed: int) -> None:
-    assert not finished.hung and finished.returncode in allowed, (
-        f"expected an exit status in {allowed}; {finished}"
-    )
+def expect_status(finished: Finished, *allowed: int) -> None:
+    __tracebackhide__ = True
+    expected = " or ".join(map(str, allowed))
+    finished.expect(not finished.hung and finished.returncode in allowed, f"expected exit status {expected}")
 
 
-def assert_clean_exit(finished: Finished, stdout: str) -> None:
-    """Status 0, exactly `stdout` (dedented), nothing on stderr."""
-    assert_status(finished, 0)
+def expect_clean_exit(finished: Finished, stdout: str) -> None:
+    """Status 0, exactly these `stdout` lines, nothing on stderr."""
+    __tracebackhide__ = True
+    expect_status(finished, 0)
     expected = "".join(line.strip() + "\n" for line in stdout.strip().splitlines())
-    assert finished.stdout == expected, f"expected stdout {expected!r}; {finished}"
-    assert finished.stderr == "", f"expected nothing on stderr; {finished}"
+    finished.expect(finished.stdout == expected, f"expected stdout {expected!r}")
+    finished.expect(finished.stderr == "", "expected nothing on stderr")
 
 
-def assert_logged_drop(finished: Finished) -> None:
+def expect_logged_drop(finished: Finished) -> None:
     """Logger "boc" reported dropping behaviors (see LOG_WITH_NAMES)."""
-    assert re.search(r"^boc [A-Z]+: .*dropped", finished.stderr, re.MULTILINE | re.DOTALL), (
-        f"expected a record of logger 'boc' mentioning 'dropped' on stderr; {finished}"
-    )
+    __tracebackhide__ = True
+    logged = re.search(r"^boc [A-Z]+: .*dropped", finished.stderr, re.MULTILINE | re.DOTALL)
+    finished.expect(logged, "expected a record of logger 'boc' that mentions 'dropped' on stderr")
 
 
 def stdout_lines(finished: Finished) -> list[str]:
@@ -109,7 +110,7 @@ SCHEDULE = """
 def test_daemon_threads_calling_into_boc_while_main_exits(cowns, body, n_threads, run):
     loop_body = textwrap.indent(textwrap.dedent(body), " " * 12)
     source = DAEMON_LOOP.replace("COWNS", cowns).replace("THREADS", str(n_threads))
-    assert_clean_exit(run_program(source.replace("            BODY\n", loop_body)), "main done")
+    expect_clean_exit(run_program(source.replace("            BODY\n", loop_body)), "main done")
 
 
 # --- 2. daemon threads blocked in boc while main exits -------------------------
@@ -157,7 +158,7 @@ def test_daemon_thread_blocked_in_boc_while_main_exits(call, run):
     # The call never returns nor raises: the thread parks for good once the
     # exit-time stop begins.
     finished = run_program(BLOCKED_DAEMON.replace("CALL", call))
-    assert_clean_exit(finished, "main exiting\npinned ran")
+    expect_clean_exit(finished, "main exiting\npinned ran")
 
 
 # --- 3. work still scheduled at exit -----------------------------------------
@@ -190,7 +191,7 @@ CHAIN_IN_FLIGHT = """
 
 @repeated
 def test_worker_work_in_flight_at_exit_all_runs(run):
-    assert_clean_exit(run_program(CHAIN_IN_FLIGHT), "main done\ntotal 200 19900 True")
+    expect_clean_exit(run_program(CHAIN_IN_FLIGHT), "main done\ntotal 200 19900 True")
 
 
 UNPUMPED_PINNED = """
@@ -230,12 +231,12 @@ UNPUMPED_PINNED = """
 @repeated
 def test_unpumped_pinned_work_runs_at_exit_on_the_main_thread(run):
     finished = run_program(UNPUMPED_PINNED)
-    assert_status(finished, 0)
+    expect_status(finished, 0)
     # `nested` is scheduled by a worker, so its place among the others varies.
     expected = ["main done", "mixed 42 True", "nested True", "pinned 0 True", "pinned 1 True", "pinned 2 True"]
-    assert stdout_lines(finished) == expected, f"expected the lines {expected} in some order; {finished}"
-    assert finished.stdout.startswith("main done\n"), f"pinned work ran before exit; {finished}"
-    assert finished.stderr == "", f"expected nothing on stderr; {finished}"
+    finished.expect(stdout_lines(finished) == expected, f"expected the lines {expected} in some order")
+    finished.expect(finished.stdout.startswith("main done\n"), "pinned work ran before exit")
+    finished.expect(finished.stderr == "", "expected nothing on stderr")
 
 
 # --- 4. SystemExit in a main-side body run by the exit-time stop ------------------
@@ -271,13 +272,13 @@ SYSTEM_EXIT_AT_EXIT = """
 )
 def test_system_exit_in_a_main_side_body_at_exit_sets_the_status(exit_statement, status, message, run):
     finished = run_program(SYSTEM_EXIT_AT_EXIT.replace("EXIT", exit_statement))
-    assert_status(finished, status)
+    expect_status(finished, status)
     # Nothing lost: the behavior queued after it still runs.
-    assert finished.stdout == "main done\nleave ran\nafter ran\n", f"expected 'after' to run too; {finished}"
+    finished.expect(finished.stdout == "main done\nleave ran\nafter ran\n", "expected 'after' to run too")
     # As a plain `sys.exit` would: the message, if any, and no traceback.
     if message is not None:
-        assert message in finished.stderr, f"expected {message!r} on stderr; {finished}"
-    assert "Traceback" not in finished.stderr, f"expected no traceback; {finished}"
+        finished.expect(message in finished.stderr, f"expected {message!r} on stderr")
+    finished.expect("Traceback" not in finished.stderr, "expected no traceback on stderr")
 
 
 # --- 5. KeyboardInterrupt in a main-side body run by the exit-time stop -----------
@@ -320,11 +321,11 @@ INTERRUPT_IN_BODY = (
 @repeated
 def test_keyboard_interrupt_in_a_main_side_body_at_exit_drops_the_rest(run):
     finished = run_program(INTERRUPT_IN_BODY)
-    assert_status(finished, *INTERRUPTED)
+    expect_status(finished, *INTERRUPTED)
     # The body running on a worker finishes; what had not started is dropped.
     expected = ["interrupt ran", "main done", "slow finished"]
-    assert stdout_lines(finished) == expected, f"expected the lines {expected} in some order; {finished}"
-    assert_logged_drop(finished)
+    finished.expect(stdout_lines(finished) == expected, f"expected the lines {expected} in some order")
+    expect_logged_drop(finished)
 
 
 # --- 6. a behavior that does not finish: exit says what it waits for ------------
@@ -354,12 +355,12 @@ WAITING = "interpreter exit is waiting for"
 FEW_SECONDS = 10
 
 
-def assert_names_b(program: Program) -> None:
+def expect_names_b(program: Program) -> None:
     """The message names `b` and where it comes from, as the watchdog does:
     `b (<path>/blocked_at_exit.py:<line>)`."""
     program.wait_for(BLOCKED_BEHAVIOR_NAME, "stderr", timeout=5)
     label = r"\bb \([^)]*" + re.escape(BLOCKED_BEHAVIOR_NAME)
-    assert re.search(label, program.output("stderr")), f"expected the label 'b ({BLOCKED_BEHAVIOR_NAME}...)' on stderr"
+    program.expect(re.search(label, program.output("stderr")), f"expected the label 'b (...{BLOCKED_BEHAVIOR_NAME}'")
 
 
 @repeated
@@ -376,12 +377,12 @@ def test_exit_names_a_behavior_blocked_forever_and_keeps_waiting(watchdog, earli
     with Program(source, BLOCKED_BEHAVIOR_NAME) as program:
         main_done = program.wait_for("main done")
         seen = program.wait_for(WAITING, "stderr", timeout=FEW_SECONDS)
-        assert seen - main_done >= earliest, (
-            f"the message came {seen - main_done:.2f} s after 'main done', before the grace period"
+        program.expect(
+            seen - main_done >= earliest, f"the message came {seen - main_done:.2f} s after 'main done', too early"
         )
-        assert_names_b(program)
+        expect_names_b(program)
         time.sleep(0.5)
-        assert program.running(), f"exit stopped waiting for the blocked behavior\n{program.finish()}"
+        program.expect(program.running(), "exit stopped waiting for the blocked behavior")
 
 
 @repeated
@@ -390,10 +391,10 @@ def test_exit_names_a_slow_behavior_then_exits_once_it_finishes(run):
     with Program(source, BLOCKED_BEHAVIOR_NAME) as program:
         program.wait_for("main done")
         program.wait_for(WAITING, "stderr", timeout=FEW_SECONDS)
-        assert_names_b(program)
+        expect_names_b(program)
         finished = program.finish()
-    assert_status(finished, 0)
-    assert finished.stdout == "main done\nb finished\n", f"expected 'b finished' after 'main done'; {finished}"
+    expect_status(finished, 0)
+    finished.expect(finished.stdout == "main done\nb finished\n", "expected 'b finished' after 'main done'")
 
 
 # --- 7. Ctrl-C during the exit-time stop --------------------------------------
@@ -436,11 +437,11 @@ def test_ctrl_c_during_the_exit_time_stop_drops_queued_work(run):
         time.sleep(0.3)
         program.send_signal(signal.SIGINT)
         finished = program.finish()
-    assert_status(finished, *INTERRUPTED)
+    expect_status(finished, *INTERRUPTED)
     # The running body finishes; the queued ones are dropped.
     expected = "main done\nexiting\nlong finished\n"
-    assert finished.stdout == expected, f"expected stdout {expected!r}; {finished}"
-    assert_logged_drop(finished)
+    finished.expect(finished.stdout == expected, f"expected stdout {expected!r}")
+    expect_logged_drop(finished)
 
 
 @repeated
@@ -454,10 +455,10 @@ def test_a_second_ctrl_c_during_the_exit_time_stop_ends_the_process_at_once(run)
         program.send_signal(signal.SIGINT)
         finished = program.finish()
         ended = time.monotonic()
-    assert_status(finished, *INTERRUPTED)
+    expect_status(finished, *INTERRUPTED)
     # The body had about 9 s left to run.
-    assert ended - second < 4, f"the process ended {ended - second:.1f} s after the second SIGINT; {finished}"
-    assert "long finished" not in finished.stdout, f"the process waited for the body; {finished}"
+    finished.expect(ended - second < 4, f"the process ended {ended - second:.1f} s after the second SIGINT")
+    finished.expect("long finished" not in finished.stdout, "the process waited for the running body")
 
 
 # --- 8. an exception never retrieved, still alive at exit ----------------------
@@ -489,11 +490,11 @@ UNRETRIEVED = """
 def test_an_exception_never_retrieved_is_reported_at_exit(cown, wait, run):
     # `failed`, a module global, still holds the result cown at exit.
     finished = run_program(UNRETRIEVED.replace("COWN", cown).replace("WAIT", wait))
-    assert_status(finished, 0)
-    assert finished.stdout == "main done\n", f"expected stdout 'main done'; {finished}"
+    expect_status(finished, 0)
+    finished.expect(finished.stdout == "main done\n", "expected stdout 'main done'")
     for part in ("was never retrieved", "ValueError", "boom"):
-        assert part in finished.stderr, f"expected {part!r} on stderr; {finished}"
-    assert finished.stderr.count("was never retrieved") == 1, f"reported more than once; {finished}"
+        finished.expect(part in finished.stderr, f"expected {part!r} on stderr")
+    finished.expect(finished.stderr.count("was never retrieved") == 1, "the exception was reported more than once")
 
 
 # --- 9. @when on the main thread after the exit-time stop ----------------------
@@ -532,9 +533,9 @@ LATE_WHEN = """
 )
 def test_when_after_the_exit_time_stop_is_refused(use, run):
     finished = run_program(LATE_WHEN.replace("USE", use))
-    assert_status(finished, 0)
+    expect_status(finished, 0)
     lines = finished.stdout.splitlines()
     refused = len(lines) == 2 and lines[0] == "main done" and lines[1].startswith("refused: ")
-    assert refused, f"expected 'main done', then 'refused: ' and the RuntimeError; {finished}"
-    assert "shut down for interpreter exit" in lines[1], f"the RuntimeError does not say why; {finished}"
-    assert finished.stderr == "", f"expected nothing on stderr; {finished}"
+    finished.expect(refused, "expected 'main done', then 'refused: ' and the RuntimeError")
+    finished.expect("shut down for interpreter exit" in lines[1], "the RuntimeError does not say why")
+    finished.expect(finished.stderr == "", "expected nothing on stderr")
