@@ -281,9 +281,13 @@ impl Venv {
         if self.python().args(["-c", &format!("import {}", imports.join(", "))]).succeeds_quietly() {
             return Ok(());
         }
+        // --prefer-binary: the newest Hypothesis releases ship only a source
+        // distribution for the free-threaded 3.13, which builds a PyO3 0.30
+        // extension that refuses that interpreter; the newest release with a
+        // wheel (pure Python there) installs everywhere.
         self.python()
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .args(["-m", "pip", "install", "-q"])
+            .args(["-m", "pip", "install", "-q", "--prefer-binary"])
             .args(packages.iter().map(|package| package.pip))
             .run()
     }
