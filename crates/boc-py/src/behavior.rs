@@ -346,16 +346,12 @@ fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts
         return None;
     }
     let py = function.py();
-    // SAFETY: `function` is a function object; the code object is borrowed
-    // from it, which keeps it alive for this call.
-    let code = unsafe { pyo3::ffi::PyFunction_GetCode(function.as_ptr()) };
+    let code = code_of(function)?;
     CODE_FACTS.with(|facts| {
         let mut facts = facts.borrow_mut();
-        if let Some(idx) = facts.iter().position(|entry| entry.code.as_ptr() == code) {
+        if let Some(idx) = facts.iter().position(|entry| entry.code.as_ptr() == code.as_ptr()) {
             return Some(f(&mut facts[idx]));
         }
-        // SAFETY: `code` is alive (see above); the new reference keeps it so.
-        let code = unsafe { Bound::from_borrowed_ptr(py, code) };
         let flags = code.getattr(intern!(py, "co_flags")).and_then(|flags| flags.extract::<u32>()).unwrap_or(0);
         let never_runs =
             NEVER_RUNS.iter().find(|(flag, _, _)| flags & flag != 0).map(|&(_, kind, creates)| (kind, creates));
@@ -365,6 +361,23 @@ fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts
         facts.insert(0, CodeFacts { code: code.unbind(), never_runs, label: None });
         Some(f(&mut facts[0]))
     })
+}
+
+/// A function's code object, as a strong reference taken at once. On a
+/// free-threaded build another thread may assign `function.__code__`
+/// meanwhile, freeing the old code object, so the reference comes from the
+/// attribute (which counts it under the function's lock); with the GIL,
+/// `PyFunction_GetCode`'s borrowed pointer is counted before anything else
+/// can run.
+fn code_of<'py>(function: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let py = function.py();
+    if !runtime::gil_enabled() {
+        return function.getattr(intern!(py, "__code__")).ok();
+    }
+    // SAFETY: `function` is a function object (checked by the caller);
+    // attached with the GIL held, so no other thread runs between the
+    // borrow and the new reference.
+    Some(unsafe { Bound::from_borrowed_ptr(py, pyo3::ffi::PyFunction_GetCode(function.as_ptr())) })
 }
 
 /// For a coroutine or generator function, whose call never runs its body:
