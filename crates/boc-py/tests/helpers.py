@@ -33,8 +33,16 @@ class Finished:
     stderr: str
 
     def describe(self) -> str:
-        """The status and the ends of both streams, for assertion messages."""
-        return f"status {self.returncode}\n--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
+        """The status and both streams (the start and the end of a long one:
+        a crash report starts with what matters), for assertion messages."""
+        return f"status {self.returncode}\n--- stdout ---\n{clip(self.stdout)}\n--- stderr ---\n{clip(self.stderr)}"
+
+
+def clip(text: str, keep: int = 2500) -> str:
+    """`text`, or its first and last `keep` characters if it is longer."""
+    if len(text) <= 2 * keep:
+        return text
+    return f"{text[:keep]}\n[... {len(text) - 2 * keep} characters ...]\n{text[-keep:]}"
 
 
 def run_program(
