@@ -4,6 +4,7 @@ this folder on `sys.path`)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -13,16 +14,15 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional
 
 #: How long a helper waits for a thread or a server before calling it hung.
 PATIENCE = 20
 
-#: How many times each racy subprocess case runs: `BOC_REPEAT` from the
-#: environment, 2 by default (`cargo xtask soak` sets 20). Parametrize over
+#: How many times a racy subprocess case runs: 2 in a normal run,
+#: `cargo xtask soak` sets more (BOC_REPEAT=20). Parametrize over
 #: `range(REPEAT)` so that each run reports on its own.
 REPEAT = int(os.environ.get("BOC_REPEAT", "2"))
 if REPEAT < 1:
@@ -32,8 +32,187 @@ if REPEAT < 1:
 #: than any needs, even on the debug + ASan build (several times slower).
 PROGRAM_TIMEOUT = 60
 
-#: How much of a program's output a failure message quotes, in characters per stream.
-OUTPUT_TAIL = 3000
+
+@dataclasses.dataclass
+class Finished:
+    """A program run by `run_program` (or `Program`), after it ended."""
+
+    returncode: int
+    """The exit status, or minus the signal number that killed the program."""
+    stdout: str
+    stderr: str
+
+    def describe(self) -> str:
+        """How the program ended and both streams (the start and the end of a
+        long one: a crash report starts with what matters), for assertion
+        messages."""
+        return _report(_status(self.returncode), self.stdout, self.stderr)
+
+    def expect(self, condition: object, what: str) -> None:
+        """Fails the test unless `condition` holds, with `what` went wrong and
+        `describe()`. (pytest cuts a plain `assert`'s message to a few lines
+        at default verbosity: the streams would be lost.)"""
+        __tracebackhide__ = True
+        if not condition:
+            raise AssertionError(f"{what}; {self.describe()}")
+
+
+def _status(returncode: Optional[int]) -> str:
+    """How a program ended (or that it has not), in words."""
+    if returncode is None:
+        return "is still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name} (returncode {returncode})"
+    return f"exited with status {returncode}"
+
+
+def _report(status: str, stdout: str, stderr: str) -> str:
+    return f"the program {status}\n--- stdout ---\n{clip(stdout)}\n--- stderr ---\n{clip(stderr)}"
+
+
+def clip(text: str, keep: int = 2500) -> str:
+    """`text`, or its first and last `keep` characters if it is longer."""
+    if len(text) <= 2 * keep:
+        return text
+    return f"{text[:keep]}\n[... {len(text) - 2 * keep} characters ...]\n{text[-keep:]}"
+
+
+class Program:
+    """`source` (dedented) run as a script by this interpreter in a new
+    process, from a file named `name` in a fresh temporary folder, with this
+    process's environment plus `env`. Its output is collected as it comes,
+    so a test can wait for a line, signal the program, then `finish()` it.
+
+    Use it as a context manager: leaving the block kills the program if it
+    is still running and removes the folder.
+    """
+
+    def __init__(
+        self, source: str, args: Sequence[str] = (), env: Optional[dict] = None, name: str = "program.py"
+    ) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="boc-program-")
+        self.path = Path(self._folder.name) / name
+        self.path.write_text(textwrap.dedent(source))
+        self._process = subprocess.Popen(
+            [sys.executable, str(self.path), *args],
+            cwd=self._folder.name,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="backslashreplace",
+        )
+        self._output = {"stdout": [], "stderr": []}
+        self._arrived = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, self._output[name]), daemon=True)
+            for name, stream in (("stdout", self._process.stdout), ("stderr", self._process.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, chunks: list) -> None:
+        for line in stream:
+            with self._arrived:
+                chunks.append(line)
+                self._arrived.notify_all()
+        with self._arrived:
+            chunks.append("")  # end of stream
+            self._arrived.notify_all()
+
+    def output(self, stream: str = "stdout") -> str:
+        """What the program has written to `stream` ("stdout" or "stderr") so far."""
+        with self._arrived:
+            return "".join(self._output[stream])
+
+    def running(self) -> bool:
+        """True until the program has ended."""
+        return self._process.poll() is None
+
+    def describe(self) -> str:
+        """`Finished.describe` for a program that may still be running."""
+        return _report(_status(self._process.poll()), self.output("stdout"), self.output("stderr"))
+
+    def expect(self, condition: object, what: str) -> None:
+        """`Finished.expect` for a program that may still be running."""
+        __tracebackhide__ = True
+        if not condition:
+            raise AssertionError(f"{what}; {self.describe()}")
+
+    def wait_for(self, text: str, stream: str = "stdout", timeout: float = PROGRAM_TIMEOUT) -> float:
+        """Waits until `text` appears on `stream`; returns the `time.monotonic()`
+        at which it was seen. Fails the test, with what the program printed
+        and how it ended, if the stream ends or `timeout` passes first."""
+        __tracebackhide__ = True
+        deadline = time.monotonic() + timeout
+        chunks = self._output[stream]
+        with self._arrived:
+            while True:
+                if text in "".join(chunks):
+                    return time.monotonic()
+                remaining = deadline - time.monotonic()
+                ended = chunks and chunks[-1] == ""
+                if ended or remaining <= 0:
+                    break
+                self._arrived.wait(remaining)
+        reason = f"closed its {stream}" if ended else f"went {timeout} s"
+        self.expect(False, f"the program {reason} without printing {text!r}")
+
+    def send_signal(self, signum: int) -> None:
+        self._process.send_signal(signum)
+
+    def finish(self, timeout: float = PROGRAM_TIMEOUT) -> Finished:
+        """Waits for the program to end and returns how it ended. A program
+        still running after `timeout` seconds is killed and the test fails."""
+        __tracebackhide__ = True
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            self._join_readers()
+            raise AssertionError(
+                f"the program hung (killed after {timeout} s)\n--- stdout ---\n{clip(self.output('stdout'))}"
+                f"\n--- stderr ---\n{clip(self.output('stderr'))}"
+            ) from None
+        self._join_readers()
+        return Finished(self._process.returncode, self.output("stdout"), self.output("stderr"))
+
+    def _join_readers(self) -> None:
+        for reader in self._readers:
+            reader.join(PATIENCE)
+
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.running():
+            self._process.kill()
+        self._process.wait()
+        self._join_readers()
+        self._process.stdout.close()
+        self._process.stderr.close()
+        self._folder.cleanup()
+
+
+def run_program(
+    source: str,
+    args: Sequence[str] = (),
+    timeout: float = PROGRAM_TIMEOUT,
+    env: Optional[dict] = None,
+    name: str = "program.py",
+) -> Finished:
+    """Runs `source` (dedented) as a script with this interpreter in a new
+    process and returns how it ended; see `Program`. A program still
+    running after `timeout` seconds is killed and the test fails."""
+    __tracebackhide__ = True
+    with Program(source, args, env, name) as program:
+        return program.finish(timeout)
 
 
 def run_in_thread(function: Callable[[], object]) -> Optional[BaseException]:
@@ -87,164 +266,3 @@ def display() -> Iterator[Optional[str]]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@dataclass(frozen=True, repr=False)
-class Finished:
-    """How a subprocess program ended. Its `repr` describes it for a failure
-    message (`assert ..., finished`): the status and the tail of both streams."""
-
-    returncode: int
-    """The exit status, or minus the signal number that killed the program."""
-    stdout: str
-    stderr: str
-    hung: bool
-    """True if the program was killed for outliving its timeout."""
-
-    def status(self) -> str:
-        """The way the program ended, in words."""
-        if self.hung:
-            return "hung (killed at its timeout)"
-        if self.returncode < 0:
-            try:
-                name = signal.Signals(-self.returncode).name
-            except ValueError:
-                name = f"signal {-self.returncode}"
-            return f"was killed by {name} (returncode {self.returncode})"
-        return f"exited with status {self.returncode}"
-
-    def __repr__(self) -> str:
-        return _report(self.status(), self.stdout, self.stderr)
-
-    def expect(self, condition: object, what: str) -> None:
-        """Fails the test unless `condition` holds, with `what` went wrong, how
-        the program ended and the tail of its output. (pytest cuts a plain
-        `assert`'s message to a few lines: the output would be lost.)"""
-        __tracebackhide__ = True
-        if not condition:
-            raise AssertionError(f"{what}; {self!r}")
-
-
-def _report(status: str, stdout: str, stderr: str) -> str:
-    """`the program <status>`, then the tail of each stream."""
-    report = [f"the program {status}"]
-    for name, text in (("stdout", stdout), ("stderr", stderr)):
-        cut = "[...]\n" if len(text) > OUTPUT_TAIL else ""
-        report.append(f"--- {name}:\n{cut}{text[-OUTPUT_TAIL:]}" if text else f"--- {name}: (empty)")
-    return "\n".join(report)
-
-
-class Program:
-    """A Python program run as a subprocess of this interpreter
-    (`sys.executable`, the inherited environment), from a file named `name`
-    in a fresh temporary folder; its output is collected as it comes, so a
-    test can wait for a line, signal the program, then `finish()` it.
-
-    Use it as a context manager: leaving the block kills the program if it
-    is still running and removes the folder.
-    """
-
-    def __init__(self, source: str, name: str = "program.py") -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="boc-program-")
-        self.path = Path(self._folder.name) / name
-        self.path.write_text(textwrap.dedent(source))
-        self._process = subprocess.Popen(
-            [sys.executable, str(self.path)],
-            cwd=self._folder.name,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="backslashreplace",
-        )
-        self._output = {"stdout": [], "stderr": []}
-        self._arrived = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read, args=(stream, self._output[name]), daemon=True)
-            for name, stream in (("stdout", self._process.stdout), ("stderr", self._process.stderr))
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream, chunks: list) -> None:
-        for line in stream:
-            with self._arrived:
-                chunks.append(line)
-                self._arrived.notify_all()
-        with self._arrived:
-            chunks.append("")  # end of stream
-            self._arrived.notify_all()
-
-    def output(self, stream: str = "stdout") -> str:
-        """What the program has written to `stream` ("stdout" or "stderr") so far."""
-        with self._arrived:
-            return "".join(self._output[stream])
-
-    def running(self) -> bool:
-        """True until the program has ended."""
-        return self._process.poll() is None
-
-    def wait_for(self, text: str, stream: str = "stdout", timeout: float = PROGRAM_TIMEOUT) -> float:
-        """Waits until `text` appears on `stream`; returns the `time.monotonic()`
-        at which it was seen. Fails the test, with what the program printed
-        and how it ended, if the stream ends or `timeout` passes first."""
-        deadline = time.monotonic() + timeout
-        chunks = self._output[stream]
-        with self._arrived:
-            while True:
-                if text in "".join(chunks):
-                    return time.monotonic()
-                remaining = deadline - time.monotonic()
-                ended = chunks and chunks[-1] == ""
-                if ended or remaining <= 0:
-                    break
-                self._arrived.wait(remaining)
-        reason = f"closed its {stream}" if ended else f"went {timeout} s"
-        self.expect(False, f"the program {reason} without printing {text!r}")
-
-    def expect(self, condition: object, what: str) -> None:
-        """`Finished.expect` for a program that may still be running."""
-        __tracebackhide__ = True
-        if not condition:
-            raise AssertionError(f"{what}; {self._describe()}")
-
-    def send_signal(self, signum: int) -> None:
-        self._process.send_signal(signum)
-
-    def finish(self, timeout: float = PROGRAM_TIMEOUT) -> Finished:
-        """Waits for the program to end (killing it after `timeout` seconds)."""
-        hung = False
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            hung = True
-            self._process.kill()
-            self._process.wait()
-        for reader in self._readers:
-            reader.join(PATIENCE)
-        return Finished(self._process.returncode, self.output("stdout"), self.output("stderr"), hung)
-
-    def _describe(self) -> str:
-        returncode = self._process.poll()
-        status = "is still running" if returncode is None else Finished(returncode, "", "", False).status()
-        return _report(status, self.output("stdout"), self.output("stderr"))
-
-    def __enter__(self) -> "Program":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self.running():
-            self._process.kill()
-        self._process.wait()
-        for reader in self._readers:
-            reader.join(PATIENCE)
-        self._process.stdout.close()
-        self._process.stderr.close()
-        self._folder.cleanup()
-
-
-def run_program(source: str, name: str = "program.py", timeout: float = PROGRAM_TIMEOUT) -> Finished:
-    """Runs `source` (dedented) as a program of this interpreter, to its end
-    or to `timeout` seconds; see `Program`."""
-    with Program(source, name) as program:
-        return program.finish(timeout)
