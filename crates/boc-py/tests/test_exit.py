@@ -113,6 +113,61 @@ def test_daemon_threads_calling_into_boc_while_main_exits(cowns, body, n_threads
     expect_clean_exit(run_program(source.replace("            BODY\n", loop_body)), "main done")
 
 
+PROBE_DURING_THE_STOP = """
+    import atexit, threading, time
+    import boc
+    from boc import Cown, when
+
+    # Registered after boc's handler, so it runs just before boc's exit-time stop.
+    exiting = threading.Event()
+    atexit.register(exiting.set)
+
+    cown, n_calls = Cown(0), [0]
+
+    def loop():
+        while True:
+            CALL
+            n_calls[0] += 1
+
+    threading.Thread(target=loop, daemon=True).start()
+
+    # Runs on a worker until the exit-time stop, which waits for it.
+    @when(Cown(0))
+    def probe(_):
+        exiting.wait()
+        time.sleep(0.1)  # time for the thread's next call, which parks it
+        before = n_calls[0]
+        time.sleep(0.3)
+        print("calls during the stop:", n_calls[0] - before, flush=True)
+
+    time.sleep(0.1)
+    print("main done", n_calls[0] > 0, flush=True)
+"""
+
+
+@repeated
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param("boc.when(cown)(lambda cown: None)", id="when"),
+        pytest.param("boc.send('ping', 1); boc.receive('ping')", id="receive-ready"),
+        pytest.param("boc.receive('never-sent', timeout=0)", id="receive-timeout-0"),
+    ],
+)
+def test_a_daemon_thread_parks_at_its_first_call_once_the_exit_time_stop_begins(call, run):
+    # Even a call that would return at once: the thread makes no progress
+    # while the stop runs (one more call at most, if it had not yet been
+    # scheduled since the stop began).
+    finished = run_program(PROBE_DURING_THE_STOP.replace("CALL", call))
+    expect_status(finished, 0)
+    lines = finished.stdout.splitlines()
+    finished.expect(lines[:1] == ["main done True"], "expected 'main done True': the thread called into boc")
+    progress = re.fullmatch(r"calls during the stop: (\d+)", lines[-1]) if len(lines) == 2 else None
+    finished.expect(progress, "expected the probe's line last")
+    finished.expect(int(progress.group(1)) <= 1, "the thread kept calling into boc during the exit-time stop")
+    finished.expect(finished.stderr == "", "expected nothing on stderr")
+
+
 # --- 2. daemon threads blocked in boc while main exits -------------------------
 
 BLOCKED_DAEMON = """
