@@ -291,6 +291,9 @@ def test_unpumped_pinned_work_runs_at_exit_on_the_main_thread(run):
     expected = ["main done", "mixed 42 True", "nested True", "pinned 0 True", "pinned 1 True", "pinned 2 True"]
     finished.expect(stdout_lines(finished) == expected, f"expected the lines {expected} in some order")
     finished.expect(finished.stdout.startswith("main done\n"), "pinned work ran before exit")
+    in_order = [line for line in finished.stdout.splitlines() if line.startswith(("pinned", "mixed"))]
+    fifo = ["pinned 0 True", "pinned 1 True", "pinned 2 True", "mixed 42 True"]
+    finished.expect(in_order == fifo, "main-side work ran out of scheduling order")
     finished.expect(finished.stderr == "", "expected nothing on stderr")
 
 
