@@ -100,3 +100,22 @@ pub(crate) fn boundary<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
         )))
     })
 }
+
+/// A call refused on a daemon thread while boc stops for interpreter exit.
+pub(crate) fn exiting(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() was called from a daemon thread while boc stops for interpreter exit: the program has \
+         ended, and boc finishes what was scheduled before, not new work from threads still running. Schedule \
+         work before the program ends, or join this thread before exiting."
+    ))
+}
+
+/// Waiting on a boc worker outside any behavior (from code a behavior left
+/// behind, such as a `__del__` run by the release).
+pub(crate) fn wait_on_worker(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() cannot be called on a boc worker thread (here, outside any behavior: from code run as a \
+         behavior finished, such as a __del__): the worker would wait for itself. Schedule the follow-up work \
+         with @when instead."
+    ))
+}

@@ -19,16 +19,21 @@
 //! (it has ended; finalization follows). Only the main thread's exit-time
 //! stop moves the phase, forward only.
 //!
-//! * From `EXITING` on, a *foreign* thread (neither the main thread nor a
-//!   boc worker) that schedules or waits parks forever, detached: at that
-//!   point it can only be a daemon thread (CPython joins the others before
-//!   `atexit`), which dies with the process. The behaviors still in flight
-//!   (and those they schedule) run; nothing new arrives from outside.
+//! * From `EXITING` on, `@when` and `start()` from a *foreign* thread
+//!   (neither the main thread nor a boc worker) that already existed when
+//!   the stop began raise `RuntimeError`. CPython joins the non-daemon
+//!   threads before `atexit`, so such a thread is a daemon thread; without
+//!   this, one that schedules in a loop would keep the stop from ever
+//!   finishing. Refusing (rather than parking it) lets it unwind, releasing
+//!   any lock that a behavior still running may need. Threads started
+//!   during the stop (by behaviors still in flight) may schedule: their
+//!   work is part of what the stop waits for.
 //! * At `CLOSED` no boc thread re-attaches: a wait that ends parks instead
-//!   of returning, and the waker and watchdog threads stop calling Python.
-//!   `@when` on the main thread (from a later `atexit` handler, or a
-//!   `__del__` during finalization) is refused with `RuntimeError`.
-//!
+//!   of returning, a foreign thread entering boc parks (detached, forever:
+//!   it dies with the process), and the waker and watchdog threads stop
+//!   calling Python. `@when` on the main thread (from a later `atexit`
+//!   handler, or a `__del__` during finalization) raises `RuntimeError`.
+
 //! # The attach window
 //!
 //! A thread re-attaching after a detached wait checks the phase and then
@@ -101,6 +106,11 @@ pub(crate) fn as_worker<R>(f: impl FnOnce() -> R) -> R {
     IS_WORKER.with(|worker| worker.set(true));
     let _reset = Reset;
     f()
+}
+
+/// Whether the calling thread is a boc worker.
+pub(crate) fn on_worker() -> bool {
+    IS_WORKER.with(Cell::get)
 }
 
 /// A thread that is neither the main thread nor a boc worker.
@@ -240,30 +250,41 @@ pub(crate) fn attach_worker<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
     result.flatten()
 }
 
-/// The gate of `@when` and `start()`: from the exit-time stop on, a
-/// foreign thread parks forever; once it has ended, the call is refused
-/// with `RuntimeError` on the main thread.
+/// The gate of `@when` and `start()` (module docs): during the exit-time
+/// stop, refused on a foreign thread that existed when it began; after it,
+/// refused on the main thread and a foreign thread parks.
 pub(crate) fn gate_schedule(py: Python<'_>, operation: &str) -> PyResult<()> {
     match phase() {
         RUNNING => Ok(()),
-        _ if is_foreign() => park_forever(py),
+        EXITING if is_foreign() && existed_at_exit() => Err(errors::exiting(operation)),
         EXITING => Ok(()),
+        _ if is_foreign() => park_forever(py),
         _ => Err(errors::shut_down(operation)),
     }
 }
 
-/// The gate of the calls that wait (`wait`, `quiesce`, `stop`,
-/// `receive`), checked before each wait: from the exit-time stop on, a
-/// foreign thread parks forever. The main thread and the workers go on (on
-/// the main thread nothing is left to wait for once the stop has ended).
-pub(crate) fn gate_wait(py: Python<'_>) {
-    if phase() != RUNNING && is_foreign() {
-        park_forever(py);
-    }
+/// Threads that ran Python when the exit-time stop began (`threading`
+/// identities), the main thread's aside.
+static EXISTED_AT_EXIT: std::sync::Mutex<Vec<std::os::raw::c_ulong>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether the calling thread ran Python when the exit-time stop began.
+fn existed_at_exit() -> bool {
+    let ident = crate::runtime::thread_ident();
+    EXISTED_AT_EXIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&ident)
 }
 
-/// Moves to [`EXITING`]: the exit-time stop begins.
-pub(crate) fn begin_exit() {
+/// Moves to [`EXITING`]: the exit-time stop begins. Notes which threads
+/// exist now (every thread running Python has a frame).
+pub(crate) fn begin_exit(py: Python<'_>) {
+    let idents = py
+        .import("sys")
+        .and_then(|sys| sys.call_method0("_current_frames"))
+        .and_then(|frames| frames.call_method0("keys"))
+        .and_then(|keys| keys.try_iter()?.map(|ident| ident?.extract::<std::os::raw::c_ulong>()).collect());
+    match idents {
+        Ok(idents) => *EXISTED_AT_EXIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = idents,
+        Err(error) => error.write_unraisable(py, None),
+    }
     PHASE.fetch_max(EXITING, Ordering::SeqCst);
 }
 
@@ -322,7 +343,7 @@ static EXIT_STATUS: std::sync::Mutex<Option<ExitStatus>> = std::sync::Mutex::new
 #[pyfunction]
 pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
     use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
-    begin_exit();
+    begin_exit(py);
     let mut status = None;
     let mut interrupted = false;
     let report = |py: Python<'_>, runtime: &crate::runtime::Runtime| report_waiting(py, runtime);

@@ -152,7 +152,6 @@ fn wait_for_message(
         } else {
             remaining
         };
-        crate::exit::gate_wait(py);
         if let Some(message) = crate::exit::detach(py, || MAILBOX.receive(tags, slice)) {
             return Ok(Some(message));
         }

@@ -97,8 +97,13 @@ pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
 
 /// True on the interpreter's main thread.
 pub(crate) fn is_main_thread() -> bool {
+    MAIN_IDENT.get().is_some_and(|main| thread_ident() == *main)
+}
+
+/// The calling thread's identity as `threading.get_ident()` gives it.
+pub(crate) fn thread_ident() -> c_ulong {
     // SAFETY: `PyThread_get_thread_ident` has no preconditions.
-    MAIN_IDENT.get().is_some_and(|main| unsafe { PyThread_get_thread_ident() } == *main)
+    unsafe { PyThread_get_thread_ident() }
 }
 
 /// Records the main thread's handle when called on it.
@@ -501,6 +506,9 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     if behavior::in_behavior() {
         return Err(errors::wait_inside_behavior(operation));
     }
+    if exit::on_worker() {
+        return Err(errors::wait_on_worker(operation));
+    }
     note_thread();
     let Some(runtime) = RUNTIME.get() else { return Ok(()) };
     let started = Instant::now();
@@ -508,7 +516,6 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     let mut patience = waiting.patience;
     let on_main = is_main_thread();
     loop {
-        exit::gate_wait(py);
         if on_main {
             drain_graveyard(py, true);
             if waiting.discard {

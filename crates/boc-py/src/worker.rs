@@ -42,12 +42,6 @@ static N_DISCARDED: AtomicUsize = AtomicUsize::new(0);
 /// report of what is still running).
 static THREADS: Mutex<Vec<(c_ulong, String)>> = Mutex::new(Vec::new());
 
-unsafe extern "C" {
-    /// CPython's thread identity (`threading.get_ident()`); callable
-    /// without attachment.
-    fn PyThread_get_thread_ident() -> c_ulong;
-}
-
 /// From now on, workers drop the behaviors they take.
 pub(crate) fn discard_from_now() {
     DISCARDING.store(true, Ordering::Relaxed);
@@ -73,8 +67,7 @@ struct Registered(c_ulong);
 
 impl Registered {
     fn new() -> Self {
-        // SAFETY: no preconditions.
-        let ident = unsafe { PyThread_get_thread_ident() };
+        let ident = crate::runtime::thread_ident();
         let name = std::thread::current().name().unwrap_or("boc-worker").to_owned();
         THREADS.lock().unwrap_or_else(PoisonError::into_inner).push((ident, name));
         Self(ident)
