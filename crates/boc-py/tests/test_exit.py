@@ -225,9 +225,14 @@ def test_a_daemon_thread_scheduling_during_the_exit_time_stop_is_refused(call, r
 
 
 LOCK_HELD_WHILE_SCHEDULING = """
-    import atexit, threading, time
+    import atexit, sys, threading, time
     import boc
     from boc import Cown, when
+
+    def say(line):
+        # One write, so lines from two threads stay whole.
+        sys.stdout.write(line + "\\n")
+        sys.stdout.flush()
 
     # Registered after boc's handler, so it runs just before boc's exit-time stop.
     exiting = threading.Event()
@@ -243,7 +248,7 @@ LOCK_HELD_WHILE_SCHEDULING = """
                     def step(cown):
                         cown.value += 1
         except RuntimeError:
-            print("refused", flush=True)
+            say("refused")
 
     threading.Thread(target=loop, daemon=True).start()
 
@@ -252,7 +257,7 @@ LOCK_HELD_WHILE_SCHEDULING = """
     def needs_the_lock(_):
         exiting.wait()
         with lock:
-            print("got the lock", flush=True)
+            say("got the lock")
 
     time.sleep(0.1)
     print("main done", flush=True)
