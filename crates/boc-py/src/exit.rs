@@ -179,7 +179,9 @@ pub(crate) fn try_enter() -> Option<Entered> {
     if !is_foreign() {
         return Some(Entered { counted: false });
     }
-    enter_window().then_some(Entered { counted: true })
+    // `then`, not `then_some`: an `Entered` made eagerly and then dropped
+    // would leave a window it never entered.
+    enter_window().then(|| Entered { counted: true })
 }
 
 /// `py.detach(f)` for every boc call that detaches (SPEC §5 rule 3): runs
