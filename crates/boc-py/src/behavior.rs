@@ -396,9 +396,10 @@ fn label_of(function: &Bound<'_, PyAny>) -> Arc<str> {
 /// the function.
 #[pyclass(name = "when", module = "boc", frozen)]
 pub(crate) struct When {
-    args: Py<PyTuple>,
+    /// Dropped in an attach window, as the cowns (`exit::DropsPython`).
+    args: crate::exit::DropsPython<Py<PyTuple>>,
     /// Every cown named, lists flattened, with duplicates.
-    cowns: Vec<Arc<CownCore>>,
+    cowns: crate::exit::DropsPython<Vec<Arc<CownCore>>>,
     pinned: bool,
 }
 
@@ -459,7 +460,7 @@ pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
         // Without lists the arguments are the call's own tuple: no new one.
         let has_lists = args.iter().zip(cowns.iter()).any(|(arg, given)| !arg.is(&given));
         let args = if has_lists { PyTuple::new(py, args)?.unbind() } else { cowns.clone().unbind() };
-        Ok(When { args, cowns: flat, pinned })
+        Ok(When { args: crate::exit::DropsPython::new(args), cowns: crate::exit::DropsPython::new(flat), pinned })
     })
 }
 

@@ -243,12 +243,14 @@ impl Drop for PyCown {
 /// hashable and ordered (by creation); `Cown[int]` works for type hints.
 #[pyclass(name = "Cown", module = "boc", subclass, frozen, weakref)]
 pub(crate) struct PyCown {
-    pub(crate) core: Arc<CownCore>,
+    /// Dropped in an attach window: it may own the last handle to the value,
+    /// whose `__del__` then runs (on a daemon thread at exit too).
+    pub(crate) core: crate::exit::DropsPython<Arc<CownCore>>,
 }
 
 impl PyCown {
     pub(crate) fn from_core(core: Arc<CownCore>) -> Self {
-        Self { core }
+        Self { core: crate::exit::DropsPython::new(core) }
     }
 
     /// Runs `f` on the slot if this thread may touch it now: inside a

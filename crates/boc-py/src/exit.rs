@@ -179,7 +179,9 @@ pub(crate) fn try_enter() -> Option<Entered> {
     if !is_foreign() {
         return Some(Entered { counted: false });
     }
-    enter_window().then_some(Entered { counted: true })
+    // `then`, not `then_some`: an `Entered` made eagerly and then dropped
+    // would leave a window it never entered.
+    enter_window().then(|| Entered { counted: true })
 }
 
 /// `py.detach(f)` for every boc call that detaches (SPEC §5 rule 3): runs
@@ -193,6 +195,11 @@ where
     F: Send + FnOnce() -> T,
     T: Send,
 {
+    if crate::runtime::is_main_thread() {
+        // The main thread is the one that closes, and the one that
+        // finalizes: its re-attach is always safe.
+        return py.detach(f);
+    }
     let held = WINDOWS.with(|windows| windows.replace(0));
     N_ATTACHING.fetch_sub(held, Ordering::SeqCst);
     let value = py.detach(|| {
@@ -306,8 +313,9 @@ pub(crate) fn close(py: Python<'_>) {
     });
     if !drained {
         eprintln!(
-            "boc: a thread is still inside a callback of boc (a pump waker or watchdog sink) after {} s; the \
-             interpreter finalizes anyway",
+            "boc: after {} s, a thread is still running Python inside a boc call (a notice_update function, \
+             receive's after callback, a __del__ run by a drop, a pump waker or watchdog sink); the interpreter \
+             finalizes anyway, and that thread may crash the process if it takes the GIL again",
             WINDOW_PATIENCE.as_secs()
         );
     }
@@ -321,6 +329,10 @@ enum ExitStatus {
     /// Ctrl-C, or a main-side body raised `KeyboardInterrupt`.
     Interrupted,
 }
+
+/// Internal errors after which the exit-time stop stops pumping and only
+/// waits for the workers.
+const MAX_INTERNAL_ERRORS: usize = 3;
 
 /// Set at most once, by the exit-time stop; read by [`end_process`].
 static EXIT_STATUS: std::sync::Mutex<Option<ExitStatus>> = std::sync::Mutex::new(None);
@@ -346,6 +358,7 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
     begin_exit(py);
     let mut status = None;
     let mut interrupted = false;
+    let mut n_internal_errors = 0;
     let report = |py: Python<'_>, runtime: &crate::runtime::Runtime| report_waiting(py, runtime);
     loop {
         let grace = crate::runtime::get().map_or(crate::runtime::DEFAULT_EXIT_GRACE, |runtime| runtime.exit_grace());
@@ -373,10 +386,23 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
                      for the ones running now (interrupt again to exit at once)",
                 );
             }
+            Err(error) if !error.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                // Another BaseException from a main-side body (GeneratorExit,
+                // a class of the program's): reported, and the rest runs.
+                log_exception(py, "a main-side behavior raised during the exit-time stop", &error);
+            }
             Err(error) => {
-                let message = "boc could not finish its behaviors at interpreter exit";
-                log_exception(py, message, &error);
-                break;
+                // Not from a body (their Exceptions land on result cowns): an
+                // internal error. Still, no worker may run once the
+                // interpreter finalizes: stop without pumping.
+                log_exception(py, "boc could not finish its behaviors at interpreter exit", &error);
+                crate::worker::discard_from_now();
+                interrupted = true;
+                n_internal_errors += 1;
+                if n_internal_errors >= MAX_INTERNAL_ERRORS {
+                    crate::runtime::stop_without_pumping(py);
+                    break;
+                }
             }
         }
     }
@@ -570,4 +596,34 @@ fn running_bodies(py: Python<'_>) -> Vec<String> {
 pub(crate) fn call<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     let _entered = enter(py);
     errors::boundary(f)
+}
+
+/// A value whose drop may run Python (a `__del__`), held by an object
+/// that any thread may free: on a foreign thread it is dropped inside an
+/// attach window (module docs), so the exit-time stop's close waits for
+/// that Python to finish; once the stop has closed it is leaked instead
+/// (the process is ending, and that Python could no longer run safely).
+pub(crate) struct DropsPython<T>(std::mem::ManuallyDrop<T>);
+
+impl<T> DropsPython<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(std::mem::ManuallyDrop::new(value))
+    }
+}
+
+impl<T> std::ops::Deref for DropsPython<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Drop for DropsPython<T> {
+    fn drop(&mut self) {
+        if let Some(_entered) = try_enter() {
+            // SAFETY: dropped once, here; never used again.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.0) };
+        }
+    }
 }

@@ -171,7 +171,9 @@ pub(crate) fn notice_read(py: Python<'_>, key: &Bound<'_, PyAny>, default: Optio
 /// it in a `collections.abc.Mapping`.
 #[pyclass(name = "NoticeboardSnapshot", module = "boc", frozen)]
 pub(crate) struct PySnapshot {
-    snapshot: BoardSnapshot,
+    /// Dropped in an attach window: it may hold the last handles to values
+    /// (`exit::DropsPython`).
+    snapshot: crate::exit::DropsPython<BoardSnapshot>,
 }
 
 #[pymethods]
@@ -201,5 +203,5 @@ impl PySnapshot {
 /// `_noticeboard()`: the snapshot `noticeboard()` wraps.
 #[pyfunction]
 pub(crate) fn _noticeboard() -> PySnapshot {
-    PySnapshot { snapshot: snapshot() }
+    PySnapshot { snapshot: crate::exit::DropsPython::new(snapshot()) }
 }

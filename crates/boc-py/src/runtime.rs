@@ -253,7 +253,7 @@ impl Runtime {
             }
             // None running, or the current one closed by a stop in progress
             // (it is idle): start a fresh one.
-            self.install(py, start_pool(self.n_workers())?, None)?;
+            self.install(py, start_pool(self.n_workers()?)?, None)?;
         }
     }
 
@@ -280,8 +280,20 @@ impl Runtime {
         }
     }
 
-    fn n_workers(&self) -> usize {
-        self.n_workers.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or_else(boc_sched::default_workers)
+    /// The size of the next pool: what `start` last asked for, else the
+    /// default (`BOC_WORKERS`, held to the same bound as `start`).
+    fn n_workers(&self) -> PyResult<usize> {
+        if let Some(n_workers) = *self.n_workers.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(n_workers);
+        }
+        let n_workers = boc_sched::default_workers();
+        if n_workers > MAX_WORKERS {
+            return Err(PyValueError::new_err(format!(
+                "BOC_WORKERS asks for {n_workers} workers, more than the {MAX_WORKERS} boc can start. Set it to a \
+                 count between 0 and {MAX_WORKERS} (or unset it for one per CPU but one)."
+            )));
+        }
+        Ok(n_workers)
     }
 
     /// Stops the current pool if nothing is in flight. True if no pool is
@@ -390,7 +402,7 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
             };
         }
         *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
-        runtime.install(py, start_pool(runtime.n_workers())?, n_workers)
+        runtime.install(py, start_pool(runtime.n_workers()?)?, n_workers)
     })
 }
 
@@ -560,6 +572,22 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     }
     drain_graveyard(py, on_main);
     Ok(())
+}
+
+/// The exit-time stop's last resort after internal errors: no pumping,
+/// every queued behavior dropped, then the workers waited for (detached)
+/// and stopped, so none runs once the interpreter finalizes.
+pub(crate) fn stop_without_pumping(py: Python<'_>) {
+    let Some(runtime) = RUNTIME.get() else { return };
+    loop {
+        discard_main_side(py, runtime);
+        if runtime.n_in_flight() == 0 && runtime.stop_if_idle(py) {
+            return;
+        }
+        if let Some(running) = runtime.current() {
+            exit::detach(py, || running.terminator.wait_idle(Some(SIGNAL_CHECK_INTERVAL)));
+        }
+    }
 }
 
 /// Drops every queued main-side behavior unrun (the exit-time stop after an
@@ -940,6 +968,14 @@ pub(crate) fn _after_fork_in_child() {
         Err(std::sync::TryLockError::WouldBlock) => return,
     };
     if let Some(running) = state.take() {
+        // Forked inside a behavior, this thread is one of that pool's
+        // workers, the child's only thread: the pool shuts down, so once the
+        // body returns the worker ends, and with it the child, as a
+        // threading.Thread that forked would. (`shutdown` only signals on a
+        // worker; elsewhere it would join threads the child does not have.)
+        if running.pool.is_worker_thread() {
+            running.pool.shutdown();
+        }
         std::mem::forget(running);
     }
 }

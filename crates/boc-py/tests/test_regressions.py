@@ -286,3 +286,265 @@ def test_an_attachment_whose_loop_closed_does_not_block_the_next():
 
     asyncio.run(first())
     assert asyncio.run(second()) == 40
+
+
+# --- found by a hostile test of the change above ---------------------------
+
+
+@pytest.mark.parametrize("run", range(REPEAT))
+def test_a_notice_update_retry_does_not_drop_a_value_under_the_boards_lock(run):
+    # The retry dropped the value it had seen while holding the board's lock;
+    # a __del__ reading the board then deadlocked the process.
+    result = run_program(
+        """
+        import threading, boc
+        class Value:
+            def __del__(self):
+                boc.notice_read("other")
+        boc.notice_write("k", Value())
+        in_fn, written = threading.Event(), threading.Event()
+        def fn(current):
+            in_fn.set()
+            written.wait()
+            return 1
+        def writer():
+            in_fn.wait()
+            boc.notice_write("k", 2)
+            written.set()
+        thread = threading.Thread(target=writer)
+        thread.start()
+        boc.notice_update("k", fn)
+        thread.join()
+        print("done", boc.notice_read("k"))
+        """,
+        timeout=30,
+    )
+    assert result.returncode == 0 and "done 1" in result.stdout, result.describe()
+
+
+@pytest.mark.parametrize("kind", ["custom", "GeneratorExit"])
+@pytest.mark.parametrize("run", range(REPEAT))
+def test_a_base_exception_in_a_main_side_body_at_exit_loses_nothing(kind, run):
+    # The exit-time stop used to give up on a BaseException other than
+    # SystemExit/KeyboardInterrupt, leaving workers running Python while the
+    # interpreter finalized (abort) and queued behaviors lost.
+    result = run_program(
+        f"""
+        import time, boc
+        from boc import Cown, PinnedCown, when
+        class Abort(BaseException):
+            pass
+        boc.start(workers=2)
+        c = Cown(0)
+        @when(c)
+        def long_worker(c):
+            for i in range(50):
+                time.sleep(0.002)
+                c.value = [i] * 100
+            print("long_worker finished", flush=True)
+        @when(c)
+        def queued_after(c):
+            print("queued_after ran", flush=True)
+        @when(PinnedCown(0))
+        def side(p):
+            raise {"Abort('stop')" if kind == "custom" else "GeneratorExit()"}
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    assert "long_worker finished" in result.stdout and "queued_after ran" in result.stdout, result.describe()
+    assert "raised during the exit-time stop" in result.stderr, result.describe()
+
+
+@pytest.mark.parametrize("run", range(REPEAT))
+def test_a_daemon_thread_freeing_cowns_with_finalizers_at_exit_does_not_crash(run):
+    # The value's __del__ ran inside the cown's Rust deallocation on a daemon
+    # thread; if it gave up the GIL once the interpreter was finalizing,
+    # CPython unwound the thread through Rust frames: abort.
+    result = run_program(
+        """
+        import threading, time
+        import boc
+        from boc import Cown
+        class Value:
+            def __del__(self):
+                time.sleep(0)
+        def churn():
+            while True:
+                Cown(Value())
+        for _ in range(3):
+            threading.Thread(target=churn, daemon=True).start()
+        time.sleep(0.2)
+        print("main done", flush=True)
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    # The close waits only for the finalizers running when it closes (the
+    # count of threads in boc calls once underflowed, and it waited 10 s).
+    assert "still running Python inside a boc call" not in result.stderr, result.describe()
+
+
+@pytest.mark.parametrize("run", range(REPEAT))
+def test_a_daemon_thread_scheduling_under_a_lock_does_not_hang_the_exit(run):
+    # Parked inside its `with lock:`, a daemon producer kept a behavior that
+    # was still running at exit from ever taking the lock.
+    result = run_program(
+        """
+        import threading, time
+        import boc
+        from boc import Cown, when
+        lock = threading.Lock()
+        items = Cown([])
+        def producer():
+            while True:
+                with lock:
+                    @when(items)
+                    def push(items):
+                        items.value.append(1)
+                time.sleep(0.001)
+        threading.Thread(target=producer, daemon=True).start()
+        @when(Cown(0))
+        def needs_the_lock(c):
+            time.sleep(0.3)
+            with lock:
+                print("took the lock", flush=True)
+        time.sleep(0.05)
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    assert "took the lock" in result.stdout, result.describe()
+
+
+def test_threads_started_by_a_behavior_during_the_exit_stop_may_schedule():
+    # A behavior running in the exit-time stop hands work to helper threads,
+    # which schedule follow-ups; they used to be parked as daemon threads.
+    result = run_program(
+        """
+        import threading, time
+        import boc
+        from boc import Cown, when
+        out = Cown(0)
+        def fan_out():
+            def task(i):
+                @when(out)
+                def follow_up(o):
+                    print("follow-up ran", flush=True)
+            threads = [threading.Thread(target=task, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        start = Cown(0)
+        @when(start)
+        def slow_start(s):
+            time.sleep(0.2)  # so that the fan-out runs in the exit-time stop
+        @when(start)
+        def body(s):
+            fan_out()
+        print("main ends", flush=True)
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    assert result.stdout.count("follow-up ran") == 2, result.describe()
+
+
+def test_the_main_thread_may_still_wait_after_the_exit_stop():
+    # An atexit handler registered before `import boc` runs after boc's
+    # exit-time stop; its receive() used to park the main thread forever.
+    result = run_program(
+        """
+        import atexit
+        def late():
+            import boc
+            print("late handler:", boc.receive("nothing", timeout=0.1), flush=True)
+            boc.wait()
+        atexit.register(late)
+        import boc
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    assert "late handler: (boc.TIMEOUT, None)" in result.stdout, result.describe()
+
+
+class WaitsWhenFreed:
+    """Calls `operation` from `__del__` and records what happened."""
+
+    def __init__(self, operation, outcome):
+        self.operation, self.outcome = operation, outcome
+
+    def __del__(self):
+        try:
+            self.operation()
+            self.outcome.append("returned")
+        except BaseException as error:  # noqa: BLE001 (the test's subject)
+            self.outcome.append(f"{type(error).__name__}: {error}")
+
+
+@pytest.mark.parametrize("operation", ["wait", "quiesce", "stop"])
+def test_waiting_from_a_del_run_as_a_worker_drops_a_behavior_raises(operation):
+    # A behavior's leftovers are dropped by its worker after the release but
+    # before the behavior is counted out: a wait there waited for itself.
+    outcome = []
+    call = getattr(boc, operation)
+    trap = WaitsWhenFreed(lambda: call(timeout=10) if operation != "stop" else call(), outcome)
+
+    @when(Cown(0))
+    def body(c, trap=trap):
+        return None
+
+    del trap, body
+    boc.wait(timeout=30)
+    assert len(outcome) == 1 and outcome[0].startswith("RuntimeError"), outcome
+    assert "boc worker thread" in outcome[0]
+
+
+def test_forking_inside_a_behavior_ends_the_child_when_the_body_returns():
+    # The child's only thread is the worker that forked: it used to go on
+    # with the worker loop and park forever, an orphan that never exits.
+    result = run_program(
+        """
+        import os, time, warnings
+        import boc
+        from boc import Cown, when
+        warnings.simplefilter("ignore", DeprecationWarning)
+        boc.start(workers=2)
+        @when(Cown(0))
+        def body(c):
+            pid = os.fork()
+            if pid == 0:
+                return "child"
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return f"child ended, status {os.waitstatus_to_exitcode(status)}"
+                time.sleep(0.01)
+            os.kill(pid, 9)
+            return "child still running"
+        boc.wait()
+        print(body.value, flush=True)
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    assert "child ended, status 0" in result.stdout, result.describe()
+
+
+def test_boc_workers_is_held_to_the_bound_of_start():
+    result = run_program(
+        """
+        import boc
+        from boc import Cown, when
+        try:
+            when(Cown(0))(lambda c: None)
+        except ValueError as error:
+            print("ValueError:", error)
+        """,
+        env={"BOC_WORKERS": "2000"},
+    )
+    assert result.returncode == 0, result.describe()
+    assert "ValueError: BOC_WORKERS asks for 2000 workers, more than the 1024" in result.stdout, result.describe()
