@@ -135,9 +135,43 @@ fn leave_window() {
     N_ATTACHING.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// What a foreign thread that has called into boc is doing, as far as boc
+/// knows (for [`settle_foreign`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// In a boc call, or back in its own Python since the last one.
+    Python,
+    /// Detached in a boc wait: it will not run Python again once closed.
+    Waiting,
+    /// Parked forever.
+    Parked,
+}
+
+/// Foreign threads that have called into boc (`threading` identities), with
+/// what each was last seen doing. Written by those threads (under the lock),
+/// read by the main thread's close.
+static FOREIGN: std::sync::Mutex<Vec<(std::os::raw::c_ulong, Activity)>> = std::sync::Mutex::new(Vec::new());
+
+/// How long the close waits for foreign threads running Python to reach
+/// boc (where they park) or to end.
+const SETTLE_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Records what the calling (foreign) thread is doing.
+fn note_activity(activity: Activity) {
+    let ident = crate::runtime::thread_ident();
+    let mut foreign = FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match foreign.iter_mut().find(|(thread, _)| *thread == ident) {
+        Some((_, seen)) => *seen = activity,
+        None => foreign.push((ident, activity)),
+    }
+}
+
 /// Never returns: the thread stays detached, asleep, until the process
 /// ends. For threads that may no longer take part (module docs).
 fn sleep_forever() -> ! {
+    if is_foreign() {
+        note_activity(Activity::Parked);
+    }
     // Leave any window this thread is in: the main thread waits for them.
     let n_windows = WINDOWS.with(|windows| windows.replace(0));
     N_ATTACHING.fetch_sub(n_windows, Ordering::SeqCst);
@@ -179,6 +213,7 @@ pub(crate) fn try_enter() -> Option<Entered> {
     if !is_foreign() {
         return Some(Entered { counted: false });
     }
+    note_activity(Activity::Python);
     // `then`, not `then_some`: an `Entered` made eagerly and then dropped
     // would leave a window it never entered.
     enter_window().then(|| Entered { counted: true })
@@ -200,6 +235,10 @@ where
         // finalizes: its re-attach is always safe.
         return py.detach(f);
     }
+    let foreign = is_foreign();
+    if foreign {
+        note_activity(Activity::Waiting);
+    }
     let held = WINDOWS.with(|windows| windows.replace(0));
     N_ATTACHING.fetch_sub(held, Ordering::SeqCst);
     let value = py.detach(|| {
@@ -214,6 +253,9 @@ where
     });
     WINDOWS.with(|windows| windows.set(held));
     N_ATTACHING.fetch_sub(1, Ordering::SeqCst);
+    if foreign {
+        note_activity(Activity::Python);
+    }
     value
 }
 
@@ -263,7 +305,10 @@ pub(crate) fn attach_worker<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
 pub(crate) fn gate_schedule(py: Python<'_>, operation: &str) -> PyResult<()> {
     match phase() {
         RUNNING => Ok(()),
-        EXITING if is_foreign() && existed_at_exit() => Err(errors::exiting(operation)),
+        EXITING if is_foreign() && existed_at_exit() => {
+            REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(crate::runtime::thread_ident());
+            Err(errors::exiting(operation))
+        }
         EXITING => Ok(()),
         _ if is_foreign() => park_forever(py),
         _ => Err(errors::shut_down(operation)),
@@ -273,6 +318,41 @@ pub(crate) fn gate_schedule(py: Python<'_>, operation: &str) -> PyResult<()> {
 /// Threads that ran Python when the exit-time stop began (`threading`
 /// identities), the main thread's aside.
 static EXISTED_AT_EXIT: std::sync::Mutex<Vec<std::os::raw::c_ulong>> = std::sync::Mutex::new(Vec::new());
+
+/// Threads refused by [`gate_schedule`] during the exit-time stop.
+static REFUSED: std::sync::Mutex<Vec<std::os::raw::c_ulong>> = std::sync::Mutex::new(Vec::new());
+
+/// How long the exit-time stop waits for refused threads to end.
+const REFUSED_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Before closing: waits (joining, for at most [`REFUSED_PATIENCE`]) for
+/// the daemon threads that were refused during the stop, most of which end
+/// on that error. A daemon thread still running Python when the interpreter
+/// finalizes races with it (CPython 3.13 frees its thread state under it);
+/// one that ends first does not.
+fn join_refused(py: Python<'_>) {
+    let mut refused = std::mem::take(&mut *REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    refused.sort_unstable();
+    refused.dedup();
+    if refused.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + REFUSED_PATIENCE;
+    let joined = (|| -> PyResult<()> {
+        for thread in py.import("threading")?.call_method0("enumerate")?.try_iter()? {
+            let thread = thread?;
+            let ident: Option<std::os::raw::c_ulong> = thread.getattr("ident")?.extract()?;
+            if ident.is_some_and(|ident| refused.contains(&ident)) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                thread.call_method1("join", (left.as_secs_f64(),))?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(error) = joined {
+        error.write_unraisable(py, None);
+    }
+}
 
 /// Whether the calling thread ran Python when the exit-time stop began.
 fn existed_at_exit() -> bool {
@@ -311,6 +391,7 @@ pub(crate) fn close(py: Python<'_>) {
         }
         true
     });
+    settle_foreign(py);
     if !drained {
         eprintln!(
             "boc: after {} s, a thread is still running Python inside a boc call (a notice_update function, \
@@ -412,6 +493,7 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
         log(py, "warning", &format!("interrupted at interpreter exit: {n_discarded} {noun} dropped without running"));
     }
     crate::report::report_alive_at_exit(py);
+    join_refused(py);
     close(py);
     if let Some(status) = status {
         set_exit_status(status);
@@ -489,6 +571,36 @@ const SIG_DFL: usize = 0;
 unsafe extern "C" {
     fn signal(signum: std::os::raw::c_int, handler: usize) -> usize;
     fn raise(signum: std::os::raw::c_int) -> std::os::raw::c_int;
+}
+
+/// After the close: waits (for at most [`SETTLE_PATIENCE`]) until no
+/// foreign thread that has called into boc is still running Python outside
+/// it, each having parked at its next boc call, gone into a boc wait, or
+/// ended. A daemon thread still running Python when the interpreter
+/// finalizes races with it (CPython 3.13 frees thread states under running
+/// daemon threads; 3.14 freezes them instead); one parked in boc does not.
+fn settle_foreign(py: Python<'_>) {
+    let deadline = Instant::now() + SETTLE_PATIENCE;
+    loop {
+        let running: Vec<_> = FOREIGN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(_, activity)| *activity == Activity::Python)
+            .map(|(ident, _)| *ident)
+            .collect();
+        if running.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        let alive = py
+            .import("sys")
+            .and_then(|sys| sys.call_method0("_current_frames"))
+            .and_then(|frames| running.iter().map(|ident| frames.contains(*ident)).collect::<PyResult<Vec<_>>>());
+        match alive {
+            Ok(alive) if alive.contains(&true) => py.detach(|| std::thread::sleep(Duration::from_millis(1))),
+            _ => return,
+        }
+    }
 }
 
 /// Ends the process at once (a second Ctrl-C during the exit-time stop):

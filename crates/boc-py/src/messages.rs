@@ -92,9 +92,11 @@ fn tags_arg(tags: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 /// Sends a message: queues `contents` (any object, passed as is) under
 /// `tag` (a non-empty str), for a `receive` on that tag from any thread.
 #[pyfunction]
-pub(crate) fn send(tag: &Bound<'_, PyAny>, contents: Py<PyAny>) -> PyResult<()> {
-    MAILBOX.send(key_arg("tag", tag)?, contents);
-    Ok(())
+pub(crate) fn send(py: Python<'_>, tag: &Bound<'_, PyAny>, contents: Py<PyAny>) -> PyResult<()> {
+    crate::exit::call(py, || {
+        MAILBOX.send(key_arg("tag", tag)?, contents);
+        Ok(())
+    })
 }
 
 /// Receives a message: the oldest one queued under any of `tags` (a str, or
@@ -169,7 +171,9 @@ fn wait_for_message(
 /// first.
 #[pyfunction]
 pub(crate) fn drain<'py>(py: Python<'py>, tags: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-    let tags = tags_arg(tags)?;
-    let messages = MAILBOX.drain(&tags);
-    PyList::new(py, messages)
+    crate::exit::call(py, || {
+        let tags = tags_arg(tags)?;
+        let messages = MAILBOX.drain(&tags);
+        PyList::new(py, messages)
+    })
 }

@@ -202,6 +202,6 @@ impl PySnapshot {
 
 /// `_noticeboard()`: the snapshot `noticeboard()` wraps.
 #[pyfunction]
-pub(crate) fn _noticeboard() -> PySnapshot {
-    PySnapshot { snapshot: crate::exit::DropsPython::new(snapshot()) }
+pub(crate) fn _noticeboard(py: Python<'_>) -> PyResult<PySnapshot> {
+    crate::exit::call(py, || Ok(PySnapshot { snapshot: crate::exit::DropsPython::new(snapshot()) }))
 }
