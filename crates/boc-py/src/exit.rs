@@ -492,6 +492,9 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
         let noun = if n_discarded == 1 { "behavior was" } else { "behaviors were" };
         log(py, "warning", &format!("interrupted at interpreter exit: {n_discarded} {noun} dropped without running"));
     }
+    // Workers of a pool that another thread was stopping may still be
+    // exiting; none may be left once the interpreter finalizes.
+    crate::runtime::join_all_pools(py);
     crate::report::report_alive_at_exit(py);
     join_refused(py);
     close(py);

@@ -270,8 +270,7 @@ impl Runtime {
             }
             Some(live) => {
                 drop(state);
-                // Its workers attach as they start: join detached.
-                exit::detach(py, || fresh.pool.shutdown());
+                join(py, &fresh);
                 match n_workers {
                     Some(n_workers) if n_workers != live => Err(already_running(live, n_workers)),
                     _ => Ok(()),
@@ -300,11 +299,10 @@ impl Runtime {
     /// left running.
     fn stop_if_idle(&self, py: Python<'_>) -> bool {
         let Some(running) = self.current() else { return true };
-        if running.terminator.is_closed() {
-            // Another thread is stopping it.
-            return true;
-        }
-        if !running.terminator.try_close_idle() {
+        // Closed: another thread is stopping it. It is joined below all the
+        // same (`shutdown` returns once the workers are gone, whoever joins
+        // them): the exit-time stop must not close while workers still exit.
+        if !running.terminator.is_closed() && !running.terminator.try_close_idle() {
             return false;
         }
         {
@@ -313,14 +311,34 @@ impl Runtime {
                 *state = None;
             }
         }
-        // Each worker attaches once more as it exits (to drop its thread
-        // state): join detached.
-        exit::detach(py, || running.pool.shutdown());
+        join(py, &running);
         true
     }
 
     pub(crate) fn n_in_flight(&self) -> usize {
         self.current().map_or(0, |running| running.terminator.count())
+    }
+}
+
+/// Every pool started and not joined yet, so that the exit-time stop can
+/// join them all: a pool that another thread is stopping may no longer be
+/// the current one.
+static POOLS: Mutex<Vec<Arc<Running>>> = Mutex::new(Vec::new());
+
+/// Stops `running`'s workers and joins them (detached: each attaches once
+/// more as it exits, to drop its thread state). Returns once they are gone,
+/// also when another thread joins them.
+fn join(py: Python<'_>, running: &Arc<Running>) {
+    exit::detach(py, || running.pool.shutdown());
+    POOLS.lock().unwrap_or_else(PoisonError::into_inner).retain(|pool| !Arc::ptr_eq(pool, running));
+}
+
+/// Joins every pool not joined yet (the exit-time stop, once nothing is in
+/// flight).
+pub(crate) fn join_all_pools(py: Python<'_>) {
+    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    for running in &pools {
+        join(py, running);
     }
 }
 
@@ -339,7 +357,9 @@ fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
         .map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
     let pool = Pool::with_options(n_workers, Arc::new(Workers), options)
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))?;
-    Ok(Arc::new(Running { terminator: Terminator::new(), pool, n_workers }))
+    let running = Arc::new(Running { terminator: Terminator::new(), pool, n_workers });
+    POOLS.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&running));
+    Ok(running)
 }
 
 /// The stack a `threading.Thread` started now would get (SPEC §5 rule 5):
@@ -977,6 +997,10 @@ pub(crate) fn _after_fork_in_child() {
             running.pool.shutdown();
         }
         std::mem::forget(running);
+    }
+    // None of the pools have threads in the child: never join them.
+    if let Ok(mut pools) = POOLS.try_lock() {
+        std::mem::forget(std::mem::take(&mut *pools));
     }
 }
 
