@@ -256,7 +256,8 @@ impl PyCown {
     /// Runs `f` on the slot if this thread may touch it now: inside a
     /// behavior that holds the cown, or outside any behavior when the cown
     /// is idle (holding it meanwhile).
-    fn with_slot<R>(&self, what: &str, f: impl FnOnce(&mut Slot) -> R) -> PyResult<R> {
+    fn with_slot<R>(&self, py: Python<'_>, what: &str, f: impl FnOnce(&mut Slot) -> R) -> PyResult<R> {
+        let _entered = crate::exit::enter(py);
         let core = &self.core;
         if core.pinned && !runtime::is_main_thread() {
             return Err(PyRuntimeError::new_err(format!(
@@ -317,7 +318,8 @@ pub(crate) fn describe(core: &CownCore) -> String {
 #[pymethods]
 impl PyCown {
     #[new]
-    fn new(value: Py<PyAny>) -> Self {
+    fn new(py: Python<'_>, value: Py<PyAny>) -> Self {
+        let _entered = crate::exit::enter(py);
         Self::from_core(CownCore::new(Some(value), false))
     }
 
@@ -326,13 +328,13 @@ impl PyCown {
     /// waits for it; otherwise `RuntimeError`.
     #[getter]
     fn get_value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.with_slot("value", |slot| self.read(py, slot))?
+        self.with_slot(py, "value", |slot| self.read(py, slot))?
     }
 
     #[setter]
     fn set_value(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<()> {
         crate::exit::call(py, || {
-            let old = self.with_slot("value", |slot| {
+            let old = self.with_slot(py, "value", |slot| {
                 track_if_cyclic(&self.core, &value);
                 let old = slot.value.replace(value);
                 slot.is_exception = false;
@@ -362,8 +364,8 @@ impl PyCown {
     /// produced this cown. Looking counts as retrieving it: a program that
     /// checked is not told again that it never looked.
     #[getter]
-    fn exception(&self) -> PyResult<bool> {
-        self.with_slot("exception flag", |slot| {
+    fn exception(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_slot(py, "exception flag", |slot| {
             slot.retrieved |= slot.is_exception;
             slot.is_exception
         })
@@ -372,7 +374,7 @@ impl PyCown {
     /// The value, or raise the exception the producing behavior raised.
     fn unwrap(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let (value, is_exception) =
-            self.with_slot("value", |slot| Ok::<_, PyErr>((self.read(py, slot)?, slot.is_exception)))??;
+            self.with_slot(py, "value", |slot| Ok::<_, PyErr>((self.read(py, slot)?, slot.is_exception)))??;
         if is_exception {
             return Err(PyErr::from_value(value.into_bound(py)));
         }
@@ -391,7 +393,7 @@ impl PyCown {
         let name = describe(&self.core);
         let readable = !self.core.pinned || runtime::is_main_thread();
         if readable && (behavior::holds(&self.core) || (!behavior::in_behavior() && self.core.header.is_idle())) {
-            let value = self.with_slot("value", |slot| {
+            let value = self.with_slot(py, "value", |slot| {
                 slot.value.as_ref().map(|value| value.clone_ref(py)).filter(|_| !self.core.is_lost())
             });
             if let Ok(Some(value)) = value {

@@ -976,9 +976,11 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
 /// has no threads and every behavior sent to it would wait forever. Forget
 /// that pool (joining its threads would hang too); the next `@when` starts a
 /// fresh one. Behaviors in flight at the fork are lost in the child, with the
-/// cowns they hold.
+/// cowns they hold. A child forked inside a behavior ends when that body
+/// returns (see `worker::forked`).
 #[pyfunction]
 pub(crate) fn _after_fork_in_child() {
+    crate::worker::note_fork();
     let Some(runtime) = RUNTIME.get() else { return };
     // A lock held by a thread that did not survive the fork stays held:
     // never wait for it.
@@ -988,14 +990,6 @@ pub(crate) fn _after_fork_in_child() {
         Err(std::sync::TryLockError::WouldBlock) => return,
     };
     if let Some(running) = state.take() {
-        // Forked inside a behavior, this thread is one of that pool's
-        // workers, the child's only thread: the pool shuts down, so once the
-        // body returns the worker ends, and with it the child, as a
-        // threading.Thread that forked would. (`shutdown` only signals on a
-        // worker; elsewhere it would join threads the child does not have.)
-        if running.pool.is_worker_thread() {
-            running.pool.shutdown();
-        }
         std::mem::forget(running);
     }
     // None of the pools have threads in the child: never join them.

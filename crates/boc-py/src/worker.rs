@@ -25,6 +25,27 @@ thread_local! {
     /// This worker thread is attached for its loop (false only when the
     /// interpreter could not be attached to: behaviors are then dropped).
     static ATTACHED: Cell<bool> = const { Cell::new(false) };
+    /// [`FORKS`] when this worker started.
+    static STARTED_AFTER_FORKS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Forks this process has gone through (counted in the child, by
+/// `_after_fork_in_child`). Written (Relaxed) by the forking thread in the
+/// child, before anything else runs there; read (Relaxed) by that same
+/// thread when it is a worker that forked inside a behavior, which is the
+/// only worker a child has.
+static FORKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a fork; called in the child.
+pub(crate) fn note_fork() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether this worker thread is a forked child's copy of a worker (the
+/// child of a fork made inside a behavior). Its pool has no other thread
+/// there, and the behaviors queued in it are the parent's.
+fn forked() -> bool {
+    STARTED_AFTER_FORKS.with(Cell::get) != FORKS.load(Ordering::Relaxed)
 }
 
 /// Set by the exit path after an interrupt: workers drop the behaviors
@@ -97,6 +118,7 @@ impl SameThread<'_> {
 
 impl Runner<Ready> for Workers {
     fn worker_thread(&self, work: &mut dyn FnMut()) {
+        STARTED_AFTER_FORKS.with(|forks| forks.set(FORKS.load(Ordering::Relaxed)));
         let _registered = Registered::new();
         exit::as_worker(|| {
             let attached = exit::attach_worker(|_py| {
@@ -121,6 +143,11 @@ impl Runner<Ready> for Workers {
         // SAFETY: attached by `worker_thread` for the whole loop, through
         // PyO3, which therefore counts the attachment.
         let py = unsafe { Python::assume_attached() };
+        if forked() {
+            // The parent's work: the parent runs it.
+            behavior::deferring(py, || drop(behavior));
+            return;
+        }
         if DISCARDING.load(Ordering::Relaxed) {
             N_DISCARDED.fetch_add(1, Ordering::Relaxed);
             behavior::deferring(py, || drop(behavior));
@@ -130,6 +157,13 @@ impl Runner<Ready> for Workers {
     }
 
     fn park(&self, park: &mut dyn FnMut()) {
+        if forked() {
+            // A child forked inside a behavior, whose body has returned: it
+            // ends, as a child ends when the `threading.Thread` that forked
+            // it returns (its only thread ends: exit status 0, no
+            // finalization).
+            std::process::exit(0);
+        }
         if !ATTACHED.with(Cell::get) {
             park();
             return;

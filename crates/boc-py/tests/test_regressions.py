@@ -477,11 +477,12 @@ class WaitsWhenFreed:
         self.operation, self.outcome = operation, outcome
 
     def __del__(self):
+        on_main = threading.current_thread() is threading.main_thread()
         try:
             self.operation()
-            self.outcome.append("returned")
+            self.outcome.append((on_main, "returned"))
         except BaseException as error:  # noqa: BLE001 (the test's subject)
-            self.outcome.append(f"{type(error).__name__}: {error}")
+            self.outcome.append((on_main, f"{type(error).__name__}: {error}"))
 
 
 @pytest.mark.parametrize("operation", ["wait", "quiesce", "stop"])
@@ -498,8 +499,14 @@ def test_waiting_from_a_del_run_as_a_worker_drops_a_behavior_raises(operation):
 
     del trap, body
     boc.wait(timeout=30)
-    assert len(outcome) == 1 and outcome[0].startswith("RuntimeError"), outcome
-    assert "boc worker thread" in outcome[0]
+    assert len(outcome) == 1, outcome
+    on_main, what = outcome[0]
+    if on_main:
+        # A free-threaded build may hand the object back to the thread that
+        # made it (biased reference counting): waiting there is fine.
+        assert what == "returned", outcome
+    else:
+        assert what.startswith("RuntimeError") and "boc worker thread" in what, outcome
 
 
 def test_forking_inside_a_behavior_ends_the_child_when_the_body_returns():
