@@ -417,6 +417,9 @@ def test_a_daemon_thread_scheduling_under_a_lock_does_not_hang_the_exit(run):
     assert "took the lock" in result.stdout, result.describe()
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] == (3, 12), reason="CPython 3.12 refuses to start threads once it has begun to shut down"
+)
 def test_threads_started_by_a_behavior_during_the_exit_stop_may_schedule():
     # A behavior running in the exit-time stop hands work to helper threads,
     # which schedule follow-ups; they used to be parked as daemon threads.
