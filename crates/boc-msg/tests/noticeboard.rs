@@ -283,7 +283,7 @@ fn many_keys() {
 /// reading the noticeboard does): a drop under the board's lock would
 /// deadlock.
 #[derive(Clone)]
-struct ReadsBoardOnDrop(Arc<()>);
+struct ReadsBoardOnDrop;
 
 static REENTRANT: std::sync::LazyLock<Noticeboard<&'static str, ReadsBoardOnDrop>> =
     std::sync::LazyLock::new(Noticeboard::new);
@@ -296,7 +296,7 @@ impl Drop for ReadsBoardOnDrop {
 
 #[test]
 fn an_update_retry_drops_the_stale_value_outside_the_lock() {
-    REENTRANT.write("k", ReadsBoardOnDrop(Arc::new(())));
+    REENTRANT.write("k", ReadsBoardOnDrop);
     let in_update = Arc::new(Barrier::new(2));
     let written = Arc::new(Barrier::new(2));
     let writer = {
@@ -305,7 +305,7 @@ fn an_update_retry_drops_the_stale_value_outside_the_lock() {
             in_update.wait();
             // Replaces the value the update observed: its last handle is now
             // the update's.
-            drop(REENTRANT.write("k", ReadsBoardOnDrop(Arc::new(()))));
+            drop(REENTRANT.write("k", ReadsBoardOnDrop));
             written.wait();
         })
     };
@@ -315,7 +315,7 @@ fn an_update_retry_drops_the_stale_value_outside_the_lock() {
             in_update.wait();
             written.wait();
         }
-        Ok::<_, ()>(Change::Set(ReadsBoardOnDrop(Arc::new(()))))
+        Ok::<_, ()>(Change::Set(ReadsBoardOnDrop))
     });
     assert!(updated.is_ok());
     writer.join().unwrap();
