@@ -62,6 +62,7 @@ from typing import Any, Optional
 import boc
 from boc import Cown, PinnedCown, _boc, when
 from hypothesis import HealthCheck, event, settings
+from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -138,11 +139,12 @@ class Box:
     """A cown's value: the log of the behaviors that held the cown. It
     records which thread finalized it (pinned values must die on main)."""
 
-    __slots__ = ("uid", "log", "__weakref__")
+    __slots__ = ("uid", "log", "link", "__weakref__")
 
     def __init__(self, uid: int, log: list[int]) -> None:
         self.uid = uid
         self.log = log
+        self.link: Optional[Cown] = None  # a cown this value refers to (a cycle through cowns)
 
     def __del__(self) -> None:
         DROPPED.append((self.uid, threading.get_ident()))
@@ -163,7 +165,12 @@ class Plan:
     waits forever may legitimately wait forever). `notice`: the body reads
     the noticeboard (its first read through `notice_read` or through
     `noticeboard()`), increments a key and writes another, then reads again.
-    `sleep`: the body sleeps 1 ms holding its cowns. `misuse`: the body
+    `sleep`: the body sleeps 1 ms holding its cowns. `link`: the body
+    stores the cown of that name (as of scheduling) in the value of the
+    first cown it holds, and returns a value that refers to its own result
+    cown: cycles through cowns, which only the cycle collector frees.
+    `collect`: the body runs `gc.collect()` (on a worker, if it runs on
+    one). `misuse`: the body
     calls `pump()` and `wait()`, which must raise `RuntimeError` inside a
     behavior. `gate`: the body ends
     by blocking in `receive` until the main thread opens its gate (which it
@@ -178,6 +185,8 @@ class Plan:
     receive: Optional[tuple] = None
     notice: Optional[str] = None
     sleep: bool = False
+    link: Optional[str] = None
+    collect: bool = False
     misuse: bool = False
     gate: bool = False
     children: tuple = ()
@@ -216,6 +225,8 @@ def plans(draw, depth: int = 2) -> Plan:
         receive=draw(receives),
         notice=draw(st.sampled_from((None, None, "read", "board"))),
         sleep=draw(st.booleans()),
+        link=draw(st.sampled_from((None, None, None) + NAMES)),
+        collect=draw(st.sampled_from((False, False, False, True))),
         misuse=draw(st.sampled_from((False, False, False, True))),
         gate=draw(st.sampled_from((False, False, False, True))),
         children=children,
@@ -245,6 +256,7 @@ class Incarnation:
         self.pinned = pinned
         self.log: list[int] = []  # the Box's log: appended by bodies through `.value`
         self.cown: Optional[Cown] = None  # the program's handle, until dropped
+        self.ref: Optional[weakref.ref] = None  # the cown, to say what keeps it alive
 
 
 class Node:
@@ -264,6 +276,10 @@ class Node:
         self.min_version = 0  # noticeboard: the oldest KEY_MAIN version it may see
         self.min_count = 0  # and the smallest KEY_COUNT
         self.scheduled = False
+        # For behaviors scheduled by the main thread or a plain thread: the
+        # position of their `when` call in the one order of those calls (the
+        # plain threads run while main waits for them, so the order is total).
+        self.clock: Optional[int] = None
         self.entered = 0
         self.exited = False
         self.thread: Optional[int] = None
@@ -277,6 +293,9 @@ class Node:
     def __repr__(self) -> str:
         return self.description
 
+    def root(self) -> Node:
+        return self if self.parent is None else self.parent.root()
+
 
 @dataclasses.dataclass
 class Job:
@@ -289,6 +308,7 @@ class Job:
     named: list  # (cown, uid) of each distinct named cown
     results_in: list  # (result cown, producing Node) of result cowns in the request set
     outsider: Optional[Cown]  # a cown not in the request set: `.acquired` must be false
+    link: Optional[Cown]  # what the body stores in its first cown's value
     children: list  # Jobs the body schedules
     cell: list = dataclasses.field(default_factory=list)  # [result cown], reachable from the body's exception
 
@@ -367,6 +387,7 @@ class BocModel(RuleBasedStateMachine):
         self.workers = 1
         self.uids = itertools.count(1)
         self.threads = itertools.count(1)
+        self.clock = itertools.count(1)
         self.current: dict[str, Incarnation] = {}
         self.incarnations: list[Incarnation] = []
         self.incarnation_of: dict[int, Incarnation] = {}
@@ -455,14 +476,22 @@ class BocModel(RuleBasedStateMachine):
                 self.holders[uid] = node
                 self.cown_logs.setdefault(uid, []).append(node.bid)
                 producer = self.producer_of.get(uid)
+                root_clock = node.root().clock
                 for earlier in self.on_uid.get(uid, ()):
                     if earlier is node:
                         break
-                    ordered = self.workers == 0 or earlier.source == node.source or earlier is producer
+                    # Its `when` call happened before this one's: by the same thread or body,
+                    # or by main or a plain thread before this behavior's root was scheduled.
+                    ordered = (
+                        self.workers == 0
+                        or earlier.source == node.source
+                        or earlier is producer
+                        or (earlier.clock is not None and root_clock is not None and earlier.clock <= root_clock)
+                    )
                     if ordered and not earlier.exited:
                         problems.append(
-                            f"started on {self._label(uid)} before {earlier} (scheduled earlier"
-                            f"{'' if self.workers == 0 else ' by the same ' + node.source}) finished"
+                            f"started on {self._label(uid)} before {earlier}, whose `when` call happened "
+                            f"before this one's, finished"
                         )
             parent = node.parent
             if parent is not None and set(parent.uids) & set(node.uids) and not parent.exited:
@@ -496,6 +525,7 @@ class BocModel(RuleBasedStateMachine):
             incarnation = Incarnation(name, label, uid, name in PINNED_NAMES)
             box = Box(uid, incarnation.log)
             incarnation.cown = PinnedCown(box) if incarnation.pinned else Cown(box)
+            incarnation.ref = weakref.ref(incarnation.cown)
             self.current[name] = incarnation
             self.incarnations.append(incarnation)
             self.incarnation_of[uid] = incarnation
@@ -553,7 +583,9 @@ class BocModel(RuleBasedStateMachine):
         if node.main_side:
             self._open_gates([node])  # only main runs it, and main must not wait for itself
         children = [self._resolve(child, node.name, node) for child in plan.children]
-        return Job(node, args, expected, [(cown, uid) for uid, cown in named.items()], results_in, outsider, children)
+        link = self._named(plan.link).cown if plan.link else None
+        named_list = [(cown, uid) for uid, cown in named.items()]
+        return Job(node, args, expected, named_list, results_in, outsider, link, children)
 
     def _schedule(self, job: Job) -> Cown:
         """Calls `when` for a job (on whatever thread runs this)."""
@@ -561,6 +593,8 @@ class BocModel(RuleBasedStateMachine):
         body = self._make_body(job)
         with self.lock:
             node.scheduled = True
+            if node.parent is None:
+                node.clock = next(self.clock)
             for uid in [*node.uids, node.result_uid]:
                 self.on_uid.setdefault(uid, []).append(node)
             self.schedule_order.append(node)
@@ -593,7 +627,8 @@ class BocModel(RuleBasedStateMachine):
     def _end(self, job: Job):
         node = job.node
         if node.plan.outcome == "return":
-            return ("ok", node.bid)
+            # With `link`, result cown -> value -> cell -> result cown: a cycle.
+            return ("ok", node.bid, job.cell if node.plan.link else None)
         error = RAISES[node.plan.outcome](f"{node.name} raises {node.plan.outcome}")
         error.bid = node.bid
         error.example = self.example
@@ -620,6 +655,8 @@ class BocModel(RuleBasedStateMachine):
                 problems.append(f"{self._label(uid)}.value is {value!r}, not its box")
             else:
                 value.log.append(node.bid)
+                if job.link is not None and cown is job.named[0][0]:
+                    value.link = job.link
         for result, producer in job.results_in:
             if not result.acquired:
                 problems.append(f"the result cown of {producer.name} is not acquired inside the body")
@@ -647,6 +684,8 @@ class BocModel(RuleBasedStateMachine):
                     problems.append(f"{name} did not raise RuntimeError inside a behavior")
         if plan.sleep:
             time.sleep(0.001)
+        if plan.collect:
+            gc.collect()
         if plan.notice:
             self._notice_in_body(job, problems)
         for tag in plan.sends:
@@ -826,7 +865,7 @@ class BocModel(RuleBasedStateMachine):
         if outcome == "return":
             if result.exception is not False:
                 problems.append(f"{node}: .exception is {result.exception!r} {where}, but it returned")
-            if result.value != ("ok", node.bid):
+            if result.value[:2] != ("ok", node.bid):
                 problems.append(f"{node}: .value is {result.value!r} {where}, not what it returned")
             return
         expected = node.error_ref() if node.error_ref else None
@@ -1101,6 +1140,40 @@ class BocModel(RuleBasedStateMachine):
 
     @rule(driver=st.sampled_from(("wait", "quiesce")))
     @_step
+    def wait_from_thread(self, driver):
+        """A plain thread waits (`wait` or `quiesce`) while the main thread
+        pumps with a deadline until that thread is done, as a host loop does."""
+        self._open_gates()
+        outcome: list[BaseException] = []
+        call = getattr(boc, driver)
+
+        def run():
+            try:
+                call(timeout=PATIENCE)
+            except BaseException as error:  # noqa: BLE001 (asserted below)
+                outcome.append(error)
+
+        thread = threading.Thread(target=run, name=f"{driver}-thread")
+        thread.start()
+        deadline = time.monotonic() + PATIENCE
+        while thread.is_alive() and time.monotonic() < deadline:
+            what = "pump(deadline_ms=5) while another thread waits"
+            report, error, window = self._drive(lambda: boc.pump(deadline_ms=5))
+            self._check_raised(what, error, window, raise_on_error=False)
+            del error
+            if report is not None:
+                assert report.executed == len(window), f"{what} returned {report} but ran {window}"
+            time.sleep(0.0005)
+        thread.join(1)
+        assert not thread.is_alive(), f"{driver}() on another thread did not return in {PATIENCE}s"
+        assert not outcome, f"{driver}() on another thread raised {outcome[0]!r}"
+        self.events.add(f"{driver}() on a thread while main pumped")
+        self._check_everything_ran(driver)
+        if driver == "wait":
+            assert not _boc._state()["running"], "after wait() on another thread, the pool still runs"
+
+    @rule(driver=st.sampled_from(("wait", "quiesce")))
+    @_step
     def wait_briefly(self, driver):
         """wait()/quiesce() with a 20 ms timeout, gates left shut: a worker body
         blocked at its gate must make it time out (or a main-side body's
@@ -1335,8 +1408,14 @@ class BocModel(RuleBasedStateMachine):
             )
         dropped_on = {uid: ident for uid, ident in DROPPED}
         for incarnation in self.incarnations:
-            if incarnation.pinned:
-                assert incarnation.uid in dropped_on, f"the value of pinned {incarnation.label} was never dropped"
+            if incarnation.pinned and incarnation.uid not in dropped_on:
+                cown = incarnation.ref()
+                held_by = [type(referrer).__name__ for referrer in gc.get_referrers(cown)] if cown else []
+                del cown
+                raise AssertionError(
+                    f"the value of pinned {incarnation.label} was never dropped: the cown is "
+                    + (f"alive, referred to by {held_by}" if held_by else "gone, its value was kept")
+                )
         self.no_violations()
         self._assert_no_violations()
         state = _boc._state()
@@ -1344,6 +1423,8 @@ class BocModel(RuleBasedStateMachine):
 
     def _summarize(self) -> None:
         """Hypothesis statistics (--hypothesis-show-statistics): what the programs exercised."""
+        if not currently_in_test_context():
+            return  # a program replayed by hand
         event(f"workers={self.workers}")
         nodes = list(self.nodes.values())
         event(f"behaviors run: {min(len(nodes) // 10 * 10, 50)}+")
