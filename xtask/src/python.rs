@@ -17,7 +17,7 @@
 //! skipped, not failed; `BOC_PYTHONS=python3,3.13t` limits a run to the named ones.
 //!
 //! An environment is created on first use (`<interpreter> -m venv`) and given
-//! maturin, pytest and pytest-timeout. Every run then builds the binding into it with
+//! maturin, pytest, pytest-timeout and hypothesis. Every run then builds the binding into it with
 //! `maturin develop --release`, which targets the interpreter of `$VIRTUAL_ENV`, and
 //! imports the installed extension with that environment's `python` before anything
 //! else uses it: an extension built for another interpreter would not import.
@@ -50,10 +50,11 @@ struct Package {
 }
 
 /// What every environment needs for building and testing the binding.
-const TOOLS: [Package; 3] = [
+const TOOLS: [Package; 4] = [
     Package { import: "maturin", pip: "maturin" },
     Package { import: "pytest", pip: "pytest" },
     Package { import: "pytest_timeout", pip: "pytest-timeout" },
+    Package { import: "hypothesis", pip: "hypothesis" },
 ];
 
 /// The runtime the benchmarks compare against, installed from PyPI.
@@ -185,6 +186,8 @@ impl Venv {
     }
 
     /// Installs with pip those of `packages` that are not importable yet.
+    /// `--prefer-binary`: hypothesis' newest releases have no wheel for 3.13t, and
+    /// their source build needs a PyO3 that does not support it; an older wheel does.
     fn ensure_packages(&self, packages: &[Package]) -> Result {
         let imports: Vec<&str> = packages.iter().map(|package| package.import).collect();
         if self.python().args(["-c", &format!("import {}", imports.join(", "))]).succeeds_quietly() {
@@ -192,7 +195,7 @@ impl Venv {
         }
         self.python()
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .args(["-m", "pip", "install", "-q"])
+            .args(["-m", "pip", "install", "-q", "--prefer-binary"])
             .args(packages.iter().map(|package| package.pip))
             .run()
     }
