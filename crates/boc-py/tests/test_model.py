@@ -60,6 +60,7 @@ import weakref
 from typing import Any, Optional
 
 import boc
+import pytest
 from boc import Cown, PinnedCown, _boc, when
 from hypothesis import HealthCheck, event, settings
 from hypothesis.control import currently_in_test_context
@@ -131,23 +132,30 @@ class ModelExit(SystemExit):
 RAISES = {"raise": ModelError, "abort": ModelAbort, "interrupt": ModelInterrupt, "exit": ModelExit}
 BASE_KINDS = ("abort", "interrupt", "exit")
 
-#: (uid, thread ident) of every cown value (`Box`) finalized, whichever example made it.
-DROPPED: list[tuple[int, int]] = []
+#: (uid, thread ident, where) of every cown value (`Box`) finalized, whichever
+#: program made it; `where` is the thread and stack of a pinned value finalized
+#: off the main thread.
+DROPPED: list[tuple[int, int, str]] = []
 
 
 class Box:
     """A cown's value: the log of the behaviors that held the cown. It
     records which thread finalized it (pinned values must die on main)."""
 
-    __slots__ = ("uid", "log", "link", "__weakref__")
+    __slots__ = ("uid", "log", "pinned", "link", "__weakref__")
 
-    def __init__(self, uid: int, log: list[int]) -> None:
+    def __init__(self, uid: int, log: list[int], pinned: bool) -> None:
         self.uid = uid
         self.log = log
+        self.pinned = pinned
         self.link: Optional[Cown] = None  # a cown this value refers to (a cycle through cowns)
 
     def __del__(self) -> None:
-        DROPPED.append((self.uid, threading.get_ident()))
+        ident = threading.get_ident()
+        where = ""
+        if self.pinned and ident != MAIN_IDENT:
+            where = f"on thread {threading.current_thread().name!r}:\n" + "".join(traceback.format_stack())
+        DROPPED.append((self.uid, ident, where))
 
 
 # --- programs ------------------------------------------------------------------
@@ -523,7 +531,7 @@ class BocModel(RuleBasedStateMachine):
             n_before = sum(1 for other in self.incarnations if other.name == name)
             label = name if n_before == 0 else f"{name}.{n_before + 1}"
             incarnation = Incarnation(name, label, uid, name in PINNED_NAMES)
-            box = Box(uid, incarnation.log)
+            box = Box(uid, incarnation.log, incarnation.pinned)
             incarnation.cown = PinnedCown(box) if incarnation.pinned else Cown(box)
             incarnation.ref = weakref.ref(incarnation.cown)
             self.current[name] = incarnation
@@ -1082,8 +1090,9 @@ class BocModel(RuleBasedStateMachine):
         gc.collect()
 
     @rule(
-        max_behaviors=st.sampled_from((None, 1, 2, 5)),
-        deadline_ms=st.sampled_from((None, 1, 0.5, 5)),
+        # Bounds too large to represent mean no bound (docs/python-misuse.md).
+        max_behaviors=st.sampled_from((None, 1, 2, 5, 2**100)),
+        deadline_ms=st.sampled_from((None, 1, 0.5, 5, 1e22)),
         raise_on_error=st.booleans(),
     )
     @_step
@@ -1109,6 +1118,7 @@ class BocModel(RuleBasedStateMachine):
                 assert report.executed <= max_behaviors, f"{what} returned {report}"
             if report.deadline_reached:
                 assert report.pending >= 1, f"{what} returned {report}: a deadline reached with nothing pending"
+                assert deadline_ms != 1e22, f"{what} returned {report}: a deadline 3e11 years away was reached"
         if self.workers == 0:
             ready = self._model_ready()
             state = _boc._state()
@@ -1339,10 +1349,10 @@ class BocModel(RuleBasedStateMachine):
     def no_violations(self):
         new = DROPPED[self.n_dropped_seen :]
         self.n_dropped_seen += len(new)
-        for uid, ident in new:
+        for uid, ident, where in new:
             incarnation = self.incarnation_of.get(uid)
             if incarnation is not None and incarnation.pinned and ident != MAIN_IDENT:
-                self._violation(f"the value of pinned {incarnation.label} was dropped on a thread other than main")
+                self._violation(f"the value of pinned {incarnation.label} was dropped off the main thread, {where}")
         with self.lock:
             if self.violations:
                 self.failed = True
@@ -1406,7 +1416,7 @@ class BocModel(RuleBasedStateMachine):
                 f"{node} raised {node.plan.outcome!r}, retrieved={node.retrieved}, dropped={node.dropped}: "
                 f"{node.reports} 'never retrieved' reports, expected {expected}"
             )
-        dropped_on = {uid: ident for uid, ident in DROPPED}
+        dropped_on = {uid: ident for uid, ident, _ in DROPPED}
         for incarnation in self.incarnations:
             if incarnation.pinned and incarnation.uid not in dropped_on:
                 cown = incarnation.ref()
@@ -1463,4 +1473,6 @@ BocModel.TestCase.settings = settings(
     stateful_step_count=40,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-test_model = BocModel.TestCase
+# One pytest test runs every program: give it time in proportion (the suite's
+# --timeout is per test; a hung program fails sooner, through PATIENCE).
+test_model = pytest.mark.timeout(600 + 3 * N_EXAMPLES)(BocModel.TestCase)
