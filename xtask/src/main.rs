@@ -9,6 +9,7 @@ mod demo;
 mod loom;
 mod miri;
 mod process;
+mod pytest;
 mod python;
 mod suite;
 mod tidy;
@@ -30,9 +31,17 @@ commands:
   test                            everything CI checks, in order, stopping at the first
                                   failure: fmt, clippy, Rust tests (nextest + doc tests,
                                   or cargo test), loom models (bound 2), tidy, Python tests
-                                  (pytest on python3 and on each of pyenv's 3.12 and 3.13
-                                  and /opt/python-ft's free-threaded 3.13t that is found,
-                                  each in its own venv: .venv, .venv-3.12, ...)
+                                  (pytest on python3 and on each of pyenv's 3.12 and 3.13,
+                                  /opt/python-ft's free-threaded 3.13t and /opt/python-asan's
+                                  debug + AddressSanitizer 3.13 that is found, each in its
+                                  own venv: .venv, .venv-3.12, ..., .venv-asan)
+  fuzz [--examples N] [-- ARGS]   the model-based test (crates/boc-py/tests/test_model.py)
+                                  with N Hypothesis examples (default 10000) on each
+                                  interpreter, no practical timeout; prints per interpreter
+                                  how many examples ran and how long it took; ARGS go to pytest
+  soak [--runs N] [-- ARGS]       the racy subprocess tests (test_exit.py, test_regressions.py)
+                                  with each case repeated N times (default 20; 2 in test) on
+                                  each interpreter, timeouts scaled to match; ARGS go to pytest
   loom [--preemptions N] [-- ARGS]
                                   the loom_* models of boc-core/boc-sched/boc-pin, built
                                   with --cfg boc_loom in release (default bound 3); ARGS go
@@ -51,8 +60,9 @@ commands:
   help                            this text
 
 environment:
-  BOC_PYTHONS=NAMES               limits the Python tests to some interpreters, named in a
-                                  comma-separated list among python3, 3.12, 3.13, 3.13t;
+  BOC_PYTHONS=NAMES               limits the Python tests, fuzz and soak to some
+                                  interpreters, named in a comma-separated list among
+                                  python3, 3.12, 3.13, 3.13t, asan;
                                   e.g. BOC_PYTHONS=python3 cargo xtask test
   BOC_PYTHON=PATH                 the interpreter .venv is created from (default python3)
   VIRTUAL_ENV=DIR                 the environment used in place of .venv
@@ -68,6 +78,8 @@ enum Task {
     Demo { demo_args: Vec<String> },
     Bench { python: bool, bench_args: Vec<String> },
     Loom { preemptions: u32, harness_args: Vec<String> },
+    Fuzz { examples: u32, pytest_args: Vec<String> },
+    Soak { runs: u32, pytest_args: Vec<String> },
     Miri { install: bool, test_args: Vec<String> },
 }
 
@@ -103,6 +115,8 @@ fn run(task: Task) -> Result {
             cmd.run()
         }
         Task::Loom { preemptions, harness_args } => loom::run(&root, preemptions, &harness_args),
+        Task::Fuzz { examples, pytest_args } => pytest::fuzz(&root, examples, &pytest_args),
+        Task::Soak { runs, pytest_args } => pytest::soak(&root, runs, &pytest_args),
         Task::Miri { install, test_args } => miri::run(install, &test_args),
     }
 }
@@ -127,7 +141,7 @@ fn parse(args: &[String]) -> Result<Task> {
     if options.iter().any(|arg| arg == "-h" || arg == "--help") {
         return Ok(Task::Help);
     }
-    let takes_passed_on = matches!(command.as_str(), "demo" | "bench" | "loom" | "miri");
+    let takes_passed_on = matches!(command.as_str(), "demo" | "bench" | "loom" | "miri" | "fuzz" | "soak");
     if !passed_on.is_empty() && !takes_passed_on {
         return Err(format!("`{command}` takes no arguments after `--`"));
     }
@@ -151,16 +165,23 @@ fn parse(args: &[String]) -> Result<Task> {
         "loom" => {
             let mut preemptions = loom::DEFAULT_PREEMPTIONS;
             while let Some(option) = options.next() {
-                let value = match option.strip_prefix("--preemptions") {
-                    Some("") => options.next().map(String::as_str),
-                    Some(inline) if inline.starts_with('=') => inline.strip_prefix('='),
-                    _ => return Err(unexpected(command, option)),
-                };
-                preemptions = value
-                    .and_then(|value| value.parse().ok())
-                    .ok_or("`--preemptions` takes a whole number, e.g. `--preemptions 2`")?;
+                preemptions = number_option(command, "--preemptions", option, &mut options, 0)?;
             }
             Task::Loom { preemptions, harness_args: passed_on }
+        }
+        "fuzz" => {
+            let mut examples = pytest::DEFAULT_FUZZ_EXAMPLES;
+            while let Some(option) = options.next() {
+                examples = number_option(command, "--examples", option, &mut options, 1)?;
+            }
+            Task::Fuzz { examples, pytest_args: passed_on }
+        }
+        "soak" => {
+            let mut runs = pytest::DEFAULT_SOAK_RUNS;
+            while let Some(option) = options.next() {
+                runs = number_option(command, "--runs", option, &mut options, 1)?;
+            }
+            Task::Soak { runs, pytest_args: passed_on }
         }
         "miri" => {
             let mut install = false;
@@ -180,6 +201,26 @@ fn parse(args: &[String]) -> Result<Task> {
         Some(option) => Err(unexpected(command, option)),
         None => Ok(task),
     }
+}
+
+/// The value of `option` when it is `name N` (N taken from `rest`) or `name=N`: a whole
+/// number of at least `min`. Any other option is an error.
+fn number_option<'a>(
+    command: &str,
+    name: &str,
+    option: &str,
+    rest: &mut impl Iterator<Item = &'a String>,
+    min: u32,
+) -> Result<u32> {
+    let value = match option.strip_prefix(name) {
+        Some("") => rest.next().map(String::as_str),
+        Some(inline) if inline.starts_with('=') => inline.strip_prefix('='),
+        _ => return Err(unexpected(command, option)),
+    };
+    value.and_then(|value| value.parse().ok()).filter(|number| *number >= min).ok_or_else(|| {
+        let at_least = if min == 0 { String::new() } else { format!(" of at least {min}") };
+        format!("`{name}` takes a whole number{at_least}, e.g. `{name} {}`", min.max(2))
+    })
 }
 
 fn unexpected(command: &str, option: &str) -> String {
@@ -215,6 +256,17 @@ mod tests {
             parse_line("bench --python -- --quick"),
             Ok(Task::Bench { python: true, bench_args: vec!["--quick".into()] })
         );
+        assert_eq!(parse_line("fuzz"), Ok(Task::Fuzz { examples: pytest::DEFAULT_FUZZ_EXAMPLES, pytest_args: vec![] }));
+        assert_eq!(
+            parse_line("fuzz --examples 1000 -- -x"),
+            Ok(Task::Fuzz { examples: 1000, pytest_args: vec!["-x".into()] })
+        );
+        assert_eq!(parse_line("fuzz --examples=50"), Ok(Task::Fuzz { examples: 50, pytest_args: vec![] }));
+        assert_eq!(parse_line("soak"), Ok(Task::Soak { runs: pytest::DEFAULT_SOAK_RUNS, pytest_args: vec![] }));
+        assert_eq!(
+            parse_line("soak --runs 5 -- -k daemon"),
+            Ok(Task::Soak { runs: 5, pytest_args: vec!["-k".into(), "daemon".into()] })
+        );
     }
 
     #[test]
@@ -226,5 +278,10 @@ mod tests {
         assert!(parse_line("loom --preemptions two").is_err());
         assert!(parse_line("loom --preemption 2").is_err());
         assert!(parse_line("bench --quick").is_err());
+        assert!(parse_line("fuzz --examples 0").is_err());
+        assert!(parse_line("fuzz --examples").is_err());
+        assert!(parse_line("fuzz --runs 5").is_err());
+        assert!(parse_line("soak --runs=-1").is_err());
+        assert!(parse_line("soak --examples 5").is_err());
     }
 }

@@ -1,10 +1,12 @@
 //! Child processes and timed steps: every command is echoed before it runs, inherits
-//! stdin/stdout/stderr (so the closing lines of test runners stay visible to CI), and a
-//! failure comes back as a one-line message that names the command.
+//! stdin/stdout/stderr (so the closing lines of test runners stay visible to CI; a
+//! teed run also keeps a copy of standard output for a summary), and a failure comes
+//! back as a one-line message that names the command.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::process::{Command, Stdio};
+use std::io::{self, Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The outcome of an xtask operation; the error is a one-line message for the user.
@@ -58,12 +60,56 @@ impl Cmd {
         self
     }
 
+    /// Sets several environment variables for the child only.
+    pub(crate) fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.envs
+            .extend(vars.into_iter().map(|(key, value)| (key.as_ref().to_os_string(), value.as_ref().to_os_string())));
+        self
+    }
+
     /// Echoes the command, runs it with inherited stdio and fails unless it exits with 0.
     pub(crate) fn run(&self) -> Result {
         println!("$ {self}");
         let status =
             self.command().status().map_err(|err| format!("could not start `{}`: {err}", self.display_name))?;
         if status.success() { Ok(()) } else { Err(format!("`{self}` failed ({status})")) }
+    }
+
+    /// Like `run`, but standard output goes through xtask, which passes it on as it
+    /// comes and also returns it, complete, with the exit status, for the caller to
+    /// judge and summarize. Standard error stays inherited. Fails only if the command
+    /// cannot be run.
+    pub(crate) fn run_teed(&self) -> Result<(ExitStatus, String)> {
+        println!("$ {self}");
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|err| format!("could not start `{}`: {err}", self.display_name))?;
+        let mut captured = Vec::new();
+        if let Some(mut child_stdout) = child.stdout.take() {
+            // Chunks, not lines: progress dots show up while a long run is under way.
+            let mut chunk = [0_u8; 8192];
+            let mut stdout = io::stdout();
+            loop {
+                let n_read = match child_stdout.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n_read) => n_read,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                captured.extend_from_slice(&chunk[..n_read]);
+                // A closed stdout of xtask must not stop the child: keep draining its pipe.
+                let _ = stdout.write_all(&chunk[..n_read]).and_then(|()| stdout.flush());
+            }
+        }
+        let status = child.wait().map_err(|err| format!("could not wait for `{}`: {err}", self.display_name))?;
+        Ok((status, String::from_utf8_lossy(&captured).into_owned()))
     }
 
     /// Runs the command without echo and returns its standard output, trimmed; fails

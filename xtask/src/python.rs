@@ -1,6 +1,7 @@
 //! The Python side: the interpreters the binding is tested on, one virtual
-//! environment per interpreter, building `boc-py` into it with maturin, the pytest
-//! step of `cargo xtask test` and the driver of `cargo xtask bench --python`.
+//! environment per interpreter, building `boc-py` into it with maturin, and the driver
+//! of `cargo xtask bench --python`. What runs pytest in those environments is in
+//! `pytest`.
 //!
 //! The interpreters (`INTERPRETERS`), each with its own environment:
 //!
@@ -10,17 +11,33 @@
 //! | `3.12`    | newest `$PYENV_ROOT/versions/3.12.N/bin/python3`     | `.venv-3.12`                   |
 //! | `3.13`    | newest `$PYENV_ROOT/versions/3.13.N/bin/python3`     | `.venv-3.13`                   |
 //! | `3.13t`   | `/opt/python-ft/bin/python3.13t` (free-threaded)     | `.venv-3.13t`                  |
+//! | `asan`    | `/opt/python-asan/bin/python3.13` (debug + ASan)     | `.venv-asan`                   |
 //!
 //! `PYENV_ROOT` defaults to `~/.pyenv`; the versions folder is read directly, so the
-//! `pyenv` shim is not needed. The free-threaded interpreter is the one
-//! `../shared/tools/build-ft-python.sh` builds. An interpreter that is not found is
-//! skipped, not failed; `BOC_PYTHONS=python3,3.13t` limits a run to the named ones.
+//! `pyenv` shim is not needed. The free-threaded and the AddressSanitizer interpreters
+//! are the ones `../shared/tools/build-python.sh ft` and `... asan` build. An
+//! interpreter that is not found is skipped, not failed; `BOC_PYTHONS=python3,3.13t`
+//! limits a run to the named ones.
+//!
+//! The `asan` interpreter is a debug build (`Py_DEBUG`: refcount and C-API checks)
+//! instrumented with AddressSanitizer. Every command run with it, from creating its
+//! environment to pytest, gets `PYTHONMALLOC=malloc`, so that every object free goes
+//! through ASan and a use after free is reported, and `detect_leaks=0` in
+//! `ASAN_OPTIONS` (added to the options the caller set, unless they choose
+//! `detect_leaks` themselves): CPython keeps memory alive at exit by design. The
+//! extension needs nothing more: PyO3 reads `Py_DEBUG` from the interpreter's
+//! configuration, and the ASan runtime comes with the interpreter binary (linked to
+//! `libasan`), so no `LD_PRELOAD` is needed. The Rust code is not instrumented; what
+//! the lane checks is how the binding treats Python objects. pytest captures output
+//! only at the `sys` level there (`--capture=sys`), so that ASan's report, written to
+//! file descriptor 2 by a dying process, reaches the terminal.
 //!
 //! An environment is created on first use (`<interpreter> -m venv`) and given
-//! maturin, pytest, pytest-timeout and hypothesis. Every run then builds the binding into it with
-//! `maturin develop --release`, which targets the interpreter of `$VIRTUAL_ENV`, and
-//! imports the installed extension with that environment's `python` before anything
-//! else uses it: an extension built for another interpreter would not import.
+//! maturin, pytest, pytest-timeout and Hypothesis. Every run then builds the binding
+//! into it with `maturin develop --release`, which targets the interpreter of
+//! `$VIRTUAL_ENV`, and imports the installed extension with that environment's
+//! `python` before anything else uses it: an extension built for another interpreter
+//! would not import.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -43,13 +60,19 @@ const BENCH_DRIVER: &str = "crates/boc-py/benches/run.py";
 /// with a traceback rather than a stuck CI job.
 const TEST_TIMEOUT_SECONDS: u32 = 120;
 
+/// The same for the ASan interpreter, a debug build under a sanitizer: it ran the
+/// suite in 24 s against 10 s for the release 3.11 (its slowest test, the stress
+/// test, took 10 s), and a test that does more work in Python slows down by more.
+const SANITIZED_TEST_TIMEOUT_SECONDS: u32 = 300;
+
 /// A Python package, by the name it is imported under and the name pip installs.
 struct Package {
     import: &'static str,
     pip: &'static str,
 }
 
-/// What every environment needs for building and testing the binding.
+/// What every environment needs for building and testing the binding (Hypothesis for
+/// the model-based test).
 const TOOLS: [Package; 4] = [
     Package { import: "maturin", pip: "maturin" },
     Package { import: "pytest", pip: "pytest" },
@@ -73,30 +96,50 @@ enum Source {
 }
 
 /// An interpreter of the test matrix and where its environment lives.
-struct Interpreter {
+pub(crate) struct Interpreter {
     /// The name used in banners and in `BOC_PYTHONS`.
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// The environment, relative to the repository root.
     venv_dir: &'static str,
     source: Source,
+    /// Built with AddressSanitizer: every command run with it gets the environment
+    /// of `run_env`, and pytest the arguments of `pytest_args`.
+    address_sanitizer: bool,
+    /// pytest-timeout's limit for one test of the suite.
+    pub(crate) test_timeout_seconds: u32,
 }
 
 /// Every interpreter `cargo xtask test` runs the Python tests on, in order.
-const INTERPRETERS: [&Interpreter; 4] = [&PRIMARY, &PYENV_3_12, &PYENV_3_13, &FREE_THREADED];
+const INTERPRETERS: [&Interpreter; 5] = [&PRIMARY, &PYENV_3_12, &PYENV_3_13, &FREE_THREADED, &ADDRESS_SANITIZER];
 
 /// The default interpreter: the demo's, and the first of the test matrix.
-const PRIMARY: Interpreter = Interpreter { name: "python3", venv_dir: ".venv", source: Source::Default };
+const PRIMARY: Interpreter = Interpreter::plain("python3", ".venv", Source::Default);
 
 /// pyenv's CPython 3.12; the bocpy comparison runs on it (both sides, one environment).
-const PYENV_3_12: Interpreter = Interpreter { name: "3.12", venv_dir: ".venv-3.12", source: Source::Pyenv("3.12") };
+const PYENV_3_12: Interpreter = Interpreter::plain("3.12", ".venv-3.12", Source::Pyenv("3.12"));
 
-const PYENV_3_13: Interpreter = Interpreter { name: "3.13", venv_dir: ".venv-3.13", source: Source::Pyenv("3.13") };
+const PYENV_3_13: Interpreter = Interpreter::plain("3.13", ".venv-3.13", Source::Pyenv("3.13"));
 
-/// The free-threaded CPython, built by `../shared/tools/build-ft-python.sh`.
+/// The free-threaded CPython, built by `../shared/tools/build-python.sh ft`.
 const FREE_THREADED: Interpreter =
-    Interpreter { name: "3.13t", venv_dir: ".venv-3.13t", source: Source::Fixed("/opt/python-ft/bin/python3.13t") };
+    Interpreter::plain("3.13t", ".venv-3.13t", Source::Fixed("/opt/python-ft/bin/python3.13t"));
+
+/// The debug + AddressSanitizer CPython 3.13, built by
+/// `../shared/tools/build-python.sh asan`.
+const ADDRESS_SANITIZER: Interpreter = Interpreter {
+    name: "asan",
+    venv_dir: ".venv-asan",
+    source: Source::Fixed("/opt/python-asan/bin/python3.13"),
+    address_sanitizer: true,
+    test_timeout_seconds: SANITIZED_TEST_TIMEOUT_SECONDS,
+};
 
 impl Interpreter {
+    /// An interpreter without a sanitizer, with the usual per-test timeout.
+    const fn plain(name: &'static str, venv_dir: &'static str, source: Source) -> Interpreter {
+        Interpreter { name, venv_dir, source, address_sanitizer: false, test_timeout_seconds: TEST_TIMEOUT_SECONDS }
+    }
+
     /// The interpreter an environment is created from, or `None` if it is not
     /// installed.
     fn locate(&self) -> Option<OsString> {
@@ -114,7 +157,7 @@ impl Interpreter {
     }
 
     /// Where `locate` looks, for the "not found" message.
-    fn search_description(&self) -> String {
+    pub(crate) fn search_description(&self) -> String {
         match self.source {
             Source::Default => "python3 on PATH".to_owned(),
             Source::Pyenv(minor) => {
@@ -125,6 +168,23 @@ impl Interpreter {
         }
     }
 
+    /// The environment variables every command run with this interpreter needs:
+    /// none, except for the ASan build (see the module docs).
+    fn run_env(&self) -> Vec<(OsString, OsString)> {
+        if !self.address_sanitizer {
+            return Vec::new();
+        }
+        let inherited = env::var("ASAN_OPTIONS").unwrap_or_default();
+        vec![("PYTHONMALLOC".into(), "malloc".into()), ("ASAN_OPTIONS".into(), asan_options(&inherited).into())]
+    }
+
+    /// What pytest needs to be told on this interpreter. On the ASan build, capture at
+    /// the `sys` level only: a report that ASan writes to file descriptor 2 as it kills
+    /// the process would otherwise go to pytest's capture file and be lost with it.
+    pub(crate) fn pytest_args(&self) -> &'static [&'static str] {
+        if self.address_sanitizer { &["--capture=sys"] } else { &[] }
+    }
+
     /// The environment's folder: for the default interpreter the active environment
     /// if any, else `venv_dir` under the repository root.
     fn venv_path(&self, root: &Path) -> PathBuf {
@@ -133,6 +193,20 @@ impl Interpreter {
             Source::Pyenv(_) | Source::Fixed(_) => None,
         };
         active.map_or_else(|| root.join(self.venv_dir), PathBuf::from)
+    }
+}
+
+/// `ASAN_OPTIONS` for the ASan interpreter: the caller's options, with
+/// `detect_leaks=0` added unless they set `detect_leaks` themselves.
+fn asan_options(inherited: &str) -> String {
+    // ASan splits its options on ':', ',' and whitespace.
+    let is_separator = |c: char| c == ':' || c == ',' || c.is_whitespace();
+    let sets_leaks = inherited.split(is_separator).any(|option| option.split('=').next() == Some("detect_leaks"));
+    let inherited = inherited.trim_matches(is_separator);
+    match (sets_leaks, inherited.is_empty()) {
+        (true, _) => inherited.to_owned(),
+        (false, true) => "detect_leaks=0".to_owned(),
+        (false, false) => format!("{inherited}:detect_leaks=0"),
     }
 }
 
@@ -157,6 +231,12 @@ fn newest_release(minor: &str, names: impl Iterator<Item = String>) -> Option<St
         .map(|(_, name)| name)
 }
 
+/// The interpreters `BOC_PYTHONS` names, in matrix order; all of them when it is unset
+/// or blank.
+pub(crate) fn selected() -> Result<Vec<&'static Interpreter>> {
+    select(env::var(SELECT_VAR).ok().as_deref())
+}
+
 /// The interpreters named by `spec` (the value of `BOC_PYTHONS`), in matrix order; all
 /// of them when `spec` is unset or blank.
 fn select(spec: Option<&str>) -> Result<Vec<&'static Interpreter>> {
@@ -171,28 +251,40 @@ fn select(spec: Option<&str>) -> Result<Vec<&'static Interpreter>> {
 /// A Python virtual environment.
 pub(crate) struct Venv {
     dir: PathBuf,
+    /// Set for every command run in it: the interpreter's `run_env`.
+    run_env: Vec<(OsString, OsString)>,
 }
 
 impl Venv {
     /// The environment at `dir`, created from `interpreter` if missing, with
-    /// `packages` installed.
-    fn ensure(dir: PathBuf, interpreter: &OsStr, packages: &[Package]) -> Result<Venv> {
+    /// `packages` installed; every command run in it gets `run_env`.
+    fn ensure(
+        dir: PathBuf,
+        interpreter: &OsStr,
+        run_env: Vec<(OsString, OsString)>,
+        packages: &[Package],
+    ) -> Result<Venv> {
         if !dir.join("bin").join("python").exists() {
-            Cmd::new(interpreter).args(["-m".as_ref(), "venv".as_ref(), dir.as_os_str()]).run()?;
+            Cmd::new(interpreter)
+                .envs(run_env.clone())
+                .args(["-m".as_ref(), "venv".as_ref(), dir.as_os_str()])
+                .run()?;
         }
-        let venv = Venv { dir };
+        let venv = Venv { dir, run_env };
         venv.ensure_packages(packages)?;
         Ok(venv)
     }
 
     /// Installs with pip those of `packages` that are not importable yet.
-    /// `--prefer-binary`: hypothesis' newest releases have no wheel for 3.13t, and
-    /// their source build needs a PyO3 that does not support it; an older wheel does.
     fn ensure_packages(&self, packages: &[Package]) -> Result {
         let imports: Vec<&str> = packages.iter().map(|package| package.import).collect();
         if self.python().args(["-c", &format!("import {}", imports.join(", "))]).succeeds_quietly() {
             return Ok(());
         }
+        // --prefer-binary: the newest Hypothesis releases ship only a source
+        // distribution for the free-threaded 3.13, which builds a PyO3 0.30
+        // extension that refuses that interpreter; the newest release with a
+        // wheel (pure Python there) installs everywhere.
         self.python()
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .args(["-m", "pip", "install", "-q", "--prefer-binary"])
@@ -212,7 +304,7 @@ impl Venv {
             path.push(":");
             path.push(inherited);
         }
-        Cmd::new(self.python_path()).env("VIRTUAL_ENV", &self.dir).env("PATH", path)
+        Cmd::new(self.python_path()).envs(self.run_env.clone()).env("VIRTUAL_ENV", &self.dir).env("PATH", path)
     }
 
     /// Builds the binding crate in release mode and installs the `boc` package into
@@ -232,6 +324,10 @@ parts = ['Python ' + sys.version.split()[0]]
 if sysconfig.get_config_var('Py_GIL_DISABLED'):
     gil = 'ENABLED' if sys._is_gil_enabled() else 'disabled'
     parts.append('free-threaded, GIL ' + gil + ' after import boc')
+if hasattr(sys, 'gettotalrefcount'):
+    parts.append('debug build')
+if '--with-address-sanitizer' in (sysconfig.get_config_var('CONFIG_ARGS') or ''):
+    parts.append('AddressSanitizer')
 print(', '.join(parts) + '; extension ' + ext.__file__)
 ";
         self.python()
@@ -243,14 +339,26 @@ print(', '.join(parts) + '; extension ' + ext.__file__)
 
 /// Gets `interpreter`'s environment ready to run boc: created with the tools, the
 /// binding built into it and imported once. `None` if the interpreter is not found.
-fn prepare(root: &Path, interpreter: &Interpreter) -> Result<Option<Venv>> {
+/// The one place that builds the binding for an interpreter: the tests, fuzz, soak,
+/// the demo and the benchmarks all come through here.
+pub(crate) fn prepare(root: &Path, interpreter: &Interpreter) -> Result<Option<Venv>> {
     let Some(executable) = interpreter.locate() else {
         return Ok(None);
     };
     let venv_dir = interpreter.venv_path(root);
     let shown_dir = venv_dir.strip_prefix(root).unwrap_or(&venv_dir);
-    println!("=== {}: {}, environment {} ===", interpreter.name, Path::new(&executable).display(), shown_dir.display());
-    let venv = Venv::ensure(venv_dir, &executable, &TOOLS)?;
+    let run_env = interpreter.run_env();
+    let mut with_env = String::new();
+    for (key, value) in &run_env {
+        with_env = format!("{with_env}, {}={}", key.to_string_lossy(), value.to_string_lossy());
+    }
+    println!(
+        "=== {}: {}, environment {}{with_env} ===",
+        interpreter.name,
+        Path::new(&executable).display(),
+        shown_dir.display()
+    );
+    let venv = Venv::ensure(venv_dir, &executable, run_env, &TOOLS)?;
     venv.install_binding()?;
     let description = venv.describe_binding()?;
     println!("=== {}: {description} ===", interpreter.name);
@@ -260,85 +368,6 @@ fn prepare(root: &Path, interpreter: &Interpreter) -> Result<Option<Venv>> {
 /// The default environment with the binding installed, for the demo.
 pub(crate) fn primary_venv(root: &Path) -> Result<Venv> {
     prepare(root, &PRIMARY)?.ok_or_else(|| "no default Python interpreter".to_owned())
-}
-
-/// The `test_*.py` files of the binding crate's `tests/` folder.
-fn test_files(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(root.join(BINDING_CRATE_DIR).join("tests")) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            let name = path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
-            name.starts_with("test_") && name.ends_with(".py")
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// How the tests went on one interpreter.
-enum Outcome {
-    Passed,
-    NotFound,
-    Failed,
-}
-
-/// The Python step: on every selected interpreter that is found, build and install
-/// `boc-py` into its environment, then pytest with warnings as errors and a per-test
-/// timeout. Every interpreter runs even after a failure, so one run shows them all;
-/// the step fails if any did. Skipped while the binding has no tests.
-pub(crate) fn run_tests(root: &Path) -> Result {
-    if test_files(root).is_empty() {
-        println!("python tests: none yet, skipped");
-        return Ok(());
-    }
-    let interpreters = select(env::var(SELECT_VAR).ok().as_deref())?;
-    let mut outcomes = Vec::new();
-    for interpreter in interpreters {
-        println!();
-        println!("=== python tests on {} ===", interpreter.name);
-        let outcome = match test_on(root, interpreter) {
-            Ok(true) => Outcome::Passed,
-            Ok(false) => Outcome::NotFound,
-            Err(err) => {
-                println!("=== {}: FAILED: {err} ===", interpreter.name);
-                Outcome::Failed
-            }
-        };
-        outcomes.push((interpreter, outcome));
-    }
-
-    println!();
-    println!("python tests by interpreter:");
-    let mut failed = Vec::new();
-    for (interpreter, outcome) in &outcomes {
-        let verdict = match outcome {
-            Outcome::Passed => "passed".to_owned(),
-            Outcome::NotFound => format!("skipped: not found ({})", interpreter.search_description()),
-            Outcome::Failed => {
-                failed.push(interpreter.name);
-                "FAILED (the error is above)".to_owned()
-            }
-        };
-        println!("  {:<8} {verdict}", interpreter.name);
-    }
-    if failed.is_empty() { Ok(()) } else { Err(format!("python tests failed on {}", failed.join(", "))) }
-}
-
-/// Runs the tests on one interpreter; `Ok(false)` if it is not found.
-fn test_on(root: &Path, interpreter: &Interpreter) -> Result<bool> {
-    let Some(venv) = prepare(root, interpreter)? else {
-        println!("skipped: not found ({})", interpreter.search_description());
-        return Ok(false);
-    };
-    venv.python()
-        .args(["-m", "pytest", "-W", "error", "-ra", &format!("--timeout={TEST_TIMEOUT_SECONDS}")])
-        .arg(Path::new(BINDING_CRATE_DIR).join("tests"))
-        .run()?;
-    Ok(true)
 }
 
 /// `cargo xtask bench --python`: boc against bocpy on the classic 3.12 (both installed
@@ -385,10 +414,33 @@ mod tests {
     fn selection_by_name() {
         let names =
             |spec| select(spec).map(|found| found.iter().map(|interpreter| interpreter.name).collect::<Vec<_>>());
-        assert_eq!(names(None), Ok(vec!["python3", "3.12", "3.13", "3.13t"]));
-        assert_eq!(names(Some(" ")), Ok(vec!["python3", "3.12", "3.13", "3.13t"]));
+        let everything = vec!["python3", "3.12", "3.13", "3.13t", "asan"];
+        assert_eq!(names(None), Ok(everything.clone()));
+        assert_eq!(names(Some(" ")), Ok(everything));
         assert_eq!(names(Some("python3")), Ok(vec!["python3"]));
-        assert_eq!(names(Some("3.13t, 3.12")), Ok(vec!["3.12", "3.13t"]));
+        assert_eq!(names(Some("asan")), Ok(vec!["asan"]));
+        assert_eq!(names(Some("asan,3.13t, 3.12")), Ok(vec!["3.12", "3.13t", "asan"]));
         assert!(names(Some("3.11")).is_err());
+        assert!(names(Some("ASAN")).is_err());
+    }
+
+    #[test]
+    fn only_the_asan_interpreter_gets_an_environment() {
+        for interpreter in INTERPRETERS {
+            let keys: Vec<_> = interpreter.run_env().into_iter().map(|(key, _)| key).collect();
+            let expected: Vec<OsString> =
+                if interpreter.name == "asan" { vec!["PYTHONMALLOC".into(), "ASAN_OPTIONS".into()] } else { vec![] };
+            assert_eq!(keys, expected, "{}", interpreter.name);
+        }
+    }
+
+    #[test]
+    fn asan_options_keep_the_callers_and_add_detect_leaks() {
+        assert_eq!(asan_options(""), "detect_leaks=0");
+        assert_eq!(asan_options("halt_on_error=1"), "halt_on_error=1:detect_leaks=0");
+        assert_eq!(asan_options("halt_on_error=1:"), "halt_on_error=1:detect_leaks=0");
+        assert_eq!(asan_options("detect_leaks=1"), "detect_leaks=1");
+        assert_eq!(asan_options("verbosity=1,detect_leaks=1"), "verbosity=1,detect_leaks=1");
+        assert_eq!(asan_options("detect_leaks_x=1"), "detect_leaks_x=1:detect_leaks=0");
     }
 }

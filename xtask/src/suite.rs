@@ -8,9 +8,10 @@
 //! 4. the loom models at preemption bound 2
 //! 5. tidy
 //! 6. the Python tests, once `crates/boc-py/tests` has any: pytest on `python3` and
-//!    on every other interpreter found among pyenv's 3.12 and 3.13 and the
-//!    free-threaded 3.13t, each in its own environment (see `python`); an interpreter
-//!    that is not found is skipped, `BOC_PYTHONS` limits the run to some of them
+//!    on every other interpreter found among pyenv's 3.12 and 3.13, the free-threaded
+//!    3.13t and the debug + AddressSanitizer 3.13 (`asan`), each in its own
+//!    environment (see `python` and `pytest`); an interpreter that is not found is
+//!    skipped, `BOC_PYTHONS` limits the run to some of them
 //!
 //! `boc-py` is excluded from the Rust steps because building it needs a Python
 //! toolchain; the Python step builds it with maturin instead.
@@ -19,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::process::{self, Cmd, Result, step};
-use crate::{loom, python, tidy};
+use crate::{loom, pytest, tidy};
 
 /// Preemption bound of the loom step: quicker than `cargo xtask loom`'s default.
 const LOOM_PREEMPTIONS: u32 = 2;
@@ -40,7 +41,7 @@ pub(crate) fn run(root: &Path) -> Result {
     timed("rust tests", &rust_tests)?;
     timed("loom", &|| loom::run(root, LOOM_PREEMPTIONS, &[]))?;
     timed("tidy", &|| tidy::run(root))?;
-    timed("python tests", &|| python::run_tests(root))?;
+    timed("python tests", &|| pytest::run_tests(root))?;
 
     println!();
     for (name, elapsed) in &timings {

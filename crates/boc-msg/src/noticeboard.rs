@@ -301,7 +301,12 @@ impl<K: Eq + Hash + Clone, V: Clone> Noticeboard<K, V> {
             let current = board.map.get(&key);
             if current.map(|entry| entry.version) != observed.as_ref().map(|entry| entry.version) {
                 // Another write to `key` landed while `f` ran: ask again.
-                observed = current.cloned();
+                // The value seen before may be the last handle to it: it is
+                // dropped once the lock is released (its drop may read the
+                // board), as is the rejected change.
+                let stale = std::mem::replace(&mut observed, current.cloned());
+                drop(board);
+                drop((stale, change));
                 continue;
             }
             let after = match change {

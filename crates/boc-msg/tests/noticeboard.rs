@@ -278,3 +278,45 @@ fn many_keys() {
     assert!(board.is_empty());
     assert_eq!(snapshot.len(), 10_000);
 }
+
+/// A value whose drop reads the board it lives on (as a Python `__del__`
+/// reading the noticeboard does): a drop under the board's lock would
+/// deadlock.
+#[derive(Clone)]
+struct ReadsBoardOnDrop(Arc<()>);
+
+static REENTRANT: std::sync::LazyLock<Noticeboard<&'static str, ReadsBoardOnDrop>> =
+    std::sync::LazyLock::new(Noticeboard::new);
+
+impl Drop for ReadsBoardOnDrop {
+    fn drop(&mut self) {
+        let _ = REENTRANT.len();
+    }
+}
+
+#[test]
+fn an_update_retry_drops_the_stale_value_outside_the_lock() {
+    REENTRANT.write("k", ReadsBoardOnDrop(Arc::new(())));
+    let in_update = Arc::new(Barrier::new(2));
+    let written = Arc::new(Barrier::new(2));
+    let writer = {
+        let (in_update, written) = (Arc::clone(&in_update), Arc::clone(&written));
+        thread::spawn(move || {
+            in_update.wait();
+            // Replaces the value the update observed: its last handle is now
+            // the update's.
+            drop(REENTRANT.write("k", ReadsBoardOnDrop(Arc::new(()))));
+            written.wait();
+        })
+    };
+    let first_try = Cell::new(true);
+    let updated = REENTRANT.try_update("k", |_| {
+        if first_try.replace(false) {
+            in_update.wait();
+            written.wait();
+        }
+        Ok::<_, ()>(Change::Set(ReadsBoardOnDrop(Arc::new(()))))
+    });
+    assert!(updated.is_ok());
+    writer.join().unwrap();
+}

@@ -36,9 +36,16 @@ side's median is reported. The Rust section of BENCHMARKS.md
 (``cargo xtask bench``, benches/runtime.rs) is left as it is: this script
 rewrites only the text between its two markers, which that benchmark keeps.
 
+With ``--reference-boc-python PY`` (an environment with another build of boc,
+say the commit before a change), every boc-against-bocpy row also times that
+build, rotating the three sides over the repeats (ABC, CBA, BCA, ...), and a
+second table compares the two builds' speedups over bocpy: a guard against a
+change that costs performance. Nothing is written then (``--no-write``).
+
 Usage (xtask passes the interpreters)::
 
     python run.py --bocpy-python PY --boc-python PY [--ft-python PY]
+                  [--reference-boc-python PY --reference-label TEXT]
                   [--quick] [--repeats N] [--no-write | --out PATH]
 """
 
@@ -105,6 +112,8 @@ class Row:
     iterations: int = None
     #: What the per-item time is per: the workload's `n` counts these.
     unit: str = "behavior"
+    #: Another build of the candidate, timed alongside (``--reference-boc-python``).
+    reference: Side = None
 
 
 def per_unit(seconds, n, unit):
@@ -117,23 +126,34 @@ def per_unit(seconds, n, unit):
     return f"{seconds * 1e3:.1f} ms ({each}/{unit})"
 
 
+def rotation(roles, repeat):
+    """The order of the sides in repeat `repeat`: ABBA for two sides; for three,
+    each side takes each position in turn, forwards then backwards."""
+    shift = (repeat // 2) % len(roles)
+    order = roles[shift:] + roles[:shift]
+    return order if repeat % 2 == 0 else order[::-1]
+
+
 def compare(row, repeats):
-    """Times both sides of `row`, alternating (ABBA); returns their medians and the
-    last report of each side."""
-    samples = {"baseline": [], "candidate": []}
+    """Times the sides of `row` (baseline, candidate and a reference build if any),
+    alternating them over the repeats; returns each side's samples and last report."""
+    roles = ["baseline", "candidate"] + (["reference"] if row.reference else [])
+    samples = {role: [] for role in roles}
     reports = {}
     for repeat in range(repeats):
-        order = ["baseline", "candidate"] if repeat % 2 == 0 else ["candidate", "baseline"]
-        for role in order:
+        for role in rotation(roles, repeat):
             side = getattr(row, role)
             report = side.measure(row.workload, row.n, row.warmup, row.iterations)
             samples[role].append(report["seconds"])
             reports[role] = report
-            print(f"  {row.workload:<15} {side_name(side, report):<26} {report['seconds'] * 1e3:9.1f} ms",
-                  flush=True)
-    baseline = statistics.median(samples["baseline"])
-    candidate = statistics.median(samples["candidate"])
-    return baseline, candidate, reports
+            name = side_name(side, report) + (" (reference)" if role == "reference" else "")
+            print(f"  {row.workload:<15} {name:<38} {report['seconds'] * 1e3:9.1f} ms", flush=True)
+    return samples, reports
+
+
+def spread(values):
+    """`min/median/max` of `values`."""
+    return f"{min(values):.2f}/{statistics.median(values):.2f}/{max(values):.2f}"
 
 
 def side_name(side, report):
@@ -174,7 +194,12 @@ def main():
     parser.add_argument("--no-write", action="store_true", help="print the section only")
     parser.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"), help="file to write the section into")
     parser.add_argument("--invocation", help="the command to report (xtask passes its own)")
+    parser.add_argument("--reference-boc-python",
+                        help="interpreter with another build of boc, timed in every bocpy row too")
+    parser.add_argument("--reference-label", default="reference", help="what the reference build is")
     args = parser.parse_args()
+    if args.reference_boc_python:
+        args.no_write = True
 
     n, warmup, repeats = (2_000, 200, 3) if args.quick else (20_000, 1_000, 5)
     repeats = args.repeats or repeats
@@ -186,6 +211,7 @@ def main():
 
     bocpy = Side(args.bocpy_python, "bocpy_side.py", workers=1)
     boc = Side(args.boc_python, "boc_side.py", workers=1)
+    reference = Side(args.reference_boc_python, "boc_side.py", workers=1) if args.reference_boc_python else None
     rows = [
         Row(f"chain: {n:,} null behaviors on one cown", "chain", n, warmup, bocpy, boc, goal=5.0),
         Row(f"fanout: {n:,} null behaviors, each on its own cown", "fanout", n, warmup, bocpy, boc, goal=5.0),
@@ -216,13 +242,30 @@ def main():
             "cpu", n_cpu, 2, Side(args.ft_python, "boc_side.py", workers=1),
             Side(args.ft_python, "boc_side.py", workers=2), goal=1.6, iterations=cpu_iterations))
 
+    for row in rows:
+        if row.baseline is bocpy:
+            row.reference = reference
+
     started = time.perf_counter()
     table = []
+    guard = []
     interpreters = {}
     for row in rows:
         print(f"{row.name}", flush=True)
-        baseline, candidate, reports = compare(row, repeats)
+        samples, reports = compare(row, repeats)
+        baseline = statistics.median(samples["baseline"])
+        candidate = statistics.median(samples["candidate"])
         speedup = baseline / candidate
+        if row.reference:
+            earlier = baseline / statistics.median(samples["reference"])
+            change = speedup / earlier - 1
+            # Per-repeat ratios (samples of a repeat were taken side by side).
+            now_ratios = [b / c for b, c in zip(samples["baseline"], samples["candidate"])]
+            earlier_ratios = [b / r for b, r in zip(samples["baseline"], samples["reference"])]
+            print(f"  => {args.reference_label} {earlier:.2f}x, this build {speedup:.2f}x ({change:+.1%})",
+                  flush=True)
+            guard.append(f"| {row.name.split(':')[0]} | {earlier:.2f}x ({spread(earlier_ratios)}) "
+                         f"| {speedup:.2f}x ({spread(now_ratios)}) | {change:+.1%} |")
         if row.goal is None:
             goal = met = "—"
             print(f"  => speedup {speedup:.2f}x (no goal)", flush=True)
@@ -292,6 +335,14 @@ def main():
     ])
     print()
     print(section)
+    if guard:
+        print()
+        print(f"Speedup over bocpy, {args.reference_label} against this build (median, and min/median/max "
+              f"of the per-repeat ratios), {repeats} repeats, the three sides rotated:")
+        print()
+        print(f"| row | {args.reference_label} | this build | change |")
+        print("|---|---|---|---|")
+        print("\n".join(guard))
     if not args.no_write:
         write_section(Path(args.out), section)
         print(f"bench: wrote the Python section of {args.out}")

@@ -80,86 +80,176 @@ impl Drop for MainContext {
     }
 }
 
+/// Counts a behavior in flight; dropping it counts the behavior out (the
+/// last one wakes a waiting main thread).
+pub(crate) struct Counted(pub(crate) Arc<Running>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}
+
+/// What a released behavior still owns: Python objects (the body and its
+/// arguments if it never ran, the cowns and their values) and its count.
+/// The release itself must not drop a Python object (SPEC §5 rule 2), so
+/// `Payload::released` hands these over ([`defer`]) and the runner drops
+/// them once the release has returned: attached, and before the count goes
+/// down, so whatever the drops leave behind (a pinned value sent home, an
+/// exception to report) is there when a waiter sees quiescence. Fields
+/// drop in this order; they are only ever dropped.
+#[allow(dead_code)] // Held for their drops.
+pub(crate) struct Leftovers {
+    objects: [Option<Py<PyAny>>; 2],
+    cowns: CownList,
+    count: Option<Counted>,
+}
+
+thread_local! {
+    /// Leftovers of releases run by this thread's runner, waiting for it.
+    static LEFTOVERS: RefCell<Vec<Leftovers>> = const { RefCell::new(Vec::new()) };
+    /// Runners (`run_and_release`, `discard`) active on this thread: while
+    /// non-zero, releases defer their leftovers to them.
+    static DEFERRING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Hands `leftovers` to this thread's runner, or drops them now if the
+/// release is not a runner's (a behavior dropped unrun by a queue).
+fn defer(leftovers: Leftovers) {
+    if DEFERRING.with(Cell::get) > 0 {
+        LEFTOVERS.with_borrow_mut(|deferred| deferred.push(leftovers));
+    } else {
+        drop(leftovers);
+    }
+}
+
+/// A runner's scope: releases inside it defer their leftovers, which its
+/// drop drops (attached) once the release is over.
+struct Deferring<'py> {
+    py: Python<'py>,
+}
+
+impl<'py> Deferring<'py> {
+    fn enter(py: Python<'py>) -> Self {
+        DEFERRING.with(|deferring| deferring.set(deferring.get() + 1));
+        Self { py }
+    }
+}
+
+impl Drop for Deferring<'_> {
+    fn drop(&mut self) {
+        DEFERRING.with(|deferring| deferring.set(deferring.get() - 1));
+        // One at a time: a drop may run `__del__`, which may schedule.
+        while let Some(leftovers) = LEFTOVERS.with_borrow_mut(Vec::pop) {
+            drop(leftovers);
+        }
+        runtime::drain_graveyard(self.py, runtime::is_main_thread());
+    }
+}
+
+/// Runs a ready behavior on this thread, attached, and releases it as soon
+/// as its body returns (SPEC §5 rule 1); returns whether the body failed.
+/// The release runs attached too (rule 2: it calls no Python and only spins
+/// on other threads' protocol steps, which need no attachment); what the
+/// behavior leaves is dropped right after, then it is counted out.
+pub(crate) fn run_and_release(py: Python<'_>, behavior: boc_core::Ready) -> bool {
+    deferring(py, || behavior.run_and_report())
+}
+
+/// Runs `f`, which releases behaviors (runs them, or drops them unrun: a
+/// result cown of one that never ran stays lost), then drops what they
+/// leave and counts them out. Attached.
+pub(crate) fn deferring<R>(py: Python<'_>, f: impl FnOnce() -> R) -> R {
+    let _deferring = Deferring::enter(py);
+    f()
+}
+
 /// A scheduled Python behavior.
 pub(crate) struct PyBody {
-    function: Option<Py<PyAny>>,
-    /// The arguments as given to `when` (lists copied), passed to the body.
-    args: Option<Py<PyTuple>>,
-    /// The distinct cowns of the request set, result cown included, sorted
-    /// by key; kept (by `Arc`) until the behavior is released.
+    /// The function and the arguments as given to `when` (lists copied);
+    /// taken when the body runs.
+    call: Option<(Py<PyAny>, Py<PyTuple>)>,
+    /// The distinct cowns of the request set, sorted by key, result cown
+    /// (the newest) last; kept (by `Arc`) until the behavior is released.
     cowns: CownList,
-    result: Option<Arc<CownCore>>,
-    running: Arc<Running>,
+    count: Option<Counted>,
     label: Option<Arc<str>>,
     failed: bool,
 }
 
 impl PyBody {
     fn run_attached(&mut self, py: Python<'_>) {
-        let (Some(function), Some(args), Some(result)) = (self.function.take(), self.args.take(), &self.result) else {
-            return;
-        };
+        let Some((function, args)) = self.call.take() else { return };
+        let result = self.cowns.result();
+        result.mark_started();
         let outcome = {
             let _current = Current::enter(self.cowns.as_slice());
             function.bind(py).call1(args.bind(py))
         };
-        // SAFETY: the behavior holds its result cown (it is in the request
-        // set) until it is released, after this; attached.
-        let slot = unsafe { result.slot_mut() };
-        match outcome {
+        drop(args);
+        // Everything that calls Python comes before the slot is borrowed
+        // (`CownCore`'s docs).
+        let old = match outcome {
             // `None` is stored as no object: most behaviors return it, and a
-            // result cown then owns no reference to drop (often detached).
+            // result cown then owns no reference to drop.
             Ok(value) => {
                 let value = (!value.is_none()).then(|| value.unbind());
                 if let Some(value) = &value {
                     crate::cown::track_if_cyclic(result, value);
                 }
-                slot.value = value;
+                // SAFETY: the behavior holds its result cown (it is in the
+                // request set) until it is released, after this; attached;
+                // no Python runs while the slot is borrowed.
+                std::mem::replace(&mut unsafe { result.slot_mut() }.value, value)
             }
             Err(error) => {
                 self.failed = true;
                 let is_base = !error.is_instance_of::<PyException>(py);
                 let exception = error.clone_ref(py).into_value(py).into_any();
+                let origin = self.label.clone().unwrap_or_else(|| describe_function(function.bind(py)).into());
+                // Re-raised by the pump running it (so not "never retrieved").
+                let raised = MAIN_CONTEXT
+                    .with_borrow(|context| context.as_ref().is_some_and(|state| is_base || state.raise_on_error));
                 crate::cown::track_if_cyclic(result, &exception);
-                slot.value = Some(exception);
-                slot.is_exception = true;
-                slot.origin = Some(self.label.clone().unwrap_or_else(|| describe_function(function.bind(py)).into()));
-                MAIN_CONTEXT.with(|context| {
-                    if let Some(state) = context.borrow_mut().as_mut()
-                        && (is_base || state.raise_on_error)
-                    {
-                        slot.retrieved = true;
-                        state.stop = Some(error);
-                    }
-                });
+                let old = {
+                    // SAFETY: as above.
+                    let slot = unsafe { result.slot_mut() };
+                    slot.is_exception = true;
+                    slot.retrieved = raised;
+                    slot.origin = Some(origin);
+                    slot.value.replace(exception)
+                };
+                crate::report::note_failed(result);
+                if raised {
+                    MAIN_CONTEXT.with_borrow_mut(|context| {
+                        if let Some(state) = context.as_mut() {
+                            state.stop = Some(error);
+                        }
+                    });
+                }
+                old
             }
-        }
-        drop((function, args));
+        };
+        drop((old, function));
     }
 }
 
 impl Payload for PyBody {
     fn run(&mut self) {
-        if MAIN_CONTEXT.with(|context| context.borrow().is_some()) {
-            // SAFETY: a main-side behavior runs inside `pump`, which holds a
-            // `Python` token from PyO3: attached, and PyO3 knows it.
-            self.run_attached(unsafe { Python::assume_attached() });
-        } else {
-            Python::attach(|py| self.run_attached(py));
-        }
+        // SAFETY: a behavior runs only through `run_and_release`, whose
+        // callers are attached with PyO3 knowing it: a worker's loop runs
+        // inside `Python::attach` (`worker::Workers`), a main-side behavior
+        // inside `pump`, `wait` or `stop`, all calls from Python.
+        self.run_attached(unsafe { Python::assume_attached() });
     }
 
     fn released(&mut self) {
-        if self.function.is_some()
-            && let Some(result) = &self.result
-        {
-            result.mark_lost();
-        }
-        // Before the count goes down, so that whatever these cowns leave
-        // for the graveyard is there when a waiter sees quiescence.
-        self.cowns = CownList::Empty;
-        self.result = None;
-        self.running.finished();
+        let [function, args] = match self.call.take() {
+            Some((function, args)) => [Some(function), Some(args.into_any())],
+            None => [None, None],
+        };
+        let cowns = std::mem::replace(&mut self.cowns, CownList::Empty);
+        defer(Leftovers { objects: [function, args], cowns, count: self.count.take() });
     }
 
     fn failed(&self) -> bool {
@@ -168,6 +258,38 @@ impl Payload for PyBody {
 
     fn label(&self) -> Option<Arc<str>> {
         self.label.clone()
+    }
+}
+
+/// A main-side behavior with no cowns that drops a pinned value on the
+/// main thread: a pinned cown whose last handle died elsewhere sends its
+/// value home this way, counted and signalled like any main-side work.
+pub(crate) struct PinnedDrop {
+    value: Option<Py<PyAny>>,
+    count: Option<Counted>,
+}
+
+impl PinnedDrop {
+    pub(crate) fn new(value: Py<PyAny>, count: Counted) -> Self {
+        Self { value: Some(value), count: Some(count) }
+    }
+}
+
+impl Payload for PinnedDrop {
+    fn run(&mut self) {
+        // Main-side, so run on the main thread, attached (see
+        // `PyBody::run`): the value is dropped right here.
+        self.value = None;
+    }
+
+    fn released(&mut self) {
+        // If it never ran (discarded at exit), the value is dropped with the
+        // leftovers, by the main thread that discarded it.
+        defer(Leftovers { objects: [self.value.take(), None], cowns: CownList::Empty, count: self.count.take() });
+    }
+
+    fn label(&self) -> Option<Arc<str>> {
+        Some(Arc::from("drop of a PinnedCown's value"))
     }
 }
 
@@ -224,16 +346,12 @@ fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts
         return None;
     }
     let py = function.py();
-    // SAFETY: `function` is a function object; the code object is borrowed
-    // from it, which keeps it alive for this call.
-    let code = unsafe { pyo3::ffi::PyFunction_GetCode(function.as_ptr()) };
+    let code = code_of(function)?;
     CODE_FACTS.with(|facts| {
         let mut facts = facts.borrow_mut();
-        if let Some(idx) = facts.iter().position(|entry| entry.code.as_ptr() == code) {
+        if let Some(idx) = facts.iter().position(|entry| entry.code.as_ptr() == code.as_ptr()) {
             return Some(f(&mut facts[idx]));
         }
-        // SAFETY: `code` is alive (see above); the new reference keeps it so.
-        let code = unsafe { Bound::from_borrowed_ptr(py, code) };
         let flags = code.getattr(intern!(py, "co_flags")).and_then(|flags| flags.extract::<u32>()).unwrap_or(0);
         let never_runs =
             NEVER_RUNS.iter().find(|(flag, _, _)| flags & flag != 0).map(|&(_, kind, creates)| (kind, creates));
@@ -243,6 +361,23 @@ fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts
         facts.insert(0, CodeFacts { code: code.unbind(), never_runs, label: None });
         Some(f(&mut facts[0]))
     })
+}
+
+/// A function's code object, as a strong reference taken at once. On a
+/// free-threaded build another thread may assign `function.__code__`
+/// meanwhile, freeing the old code object, so the reference comes from the
+/// attribute (which counts it under the function's lock); with the GIL,
+/// `PyFunction_GetCode`'s borrowed pointer is counted before anything else
+/// can run.
+fn code_of<'py>(function: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let py = function.py();
+    if !runtime::gil_enabled() {
+        return function.getattr(intern!(py, "__code__")).ok();
+    }
+    // SAFETY: `function` is a function object (checked by the caller);
+    // attached with the GIL held, so no other thread runs between the
+    // borrow and the new reference.
+    Some(unsafe { Bound::from_borrowed_ptr(py, pyo3::ffi::PyFunction_GetCode(function.as_ptr())) })
 }
 
 /// For a coroutine or generator function, whose call never runs its body:
@@ -261,9 +396,10 @@ fn label_of(function: &Bound<'_, PyAny>) -> Arc<str> {
 /// the function.
 #[pyclass(name = "when", module = "boc", frozen)]
 pub(crate) struct When {
-    args: Py<PyTuple>,
+    /// Dropped in an attach window, as the cowns (`exit::DropsPython`).
+    args: crate::exit::DropsPython<Py<PyTuple>>,
     /// Every cown named, lists flattened, with duplicates.
-    cowns: Vec<Arc<CownCore>>,
+    cowns: crate::exit::DropsPython<Vec<Arc<CownCore>>>,
     pinned: bool,
 }
 
@@ -284,42 +420,48 @@ pub(crate) struct When {
 #[pyfunction(name = "when", signature = (*cowns))]
 pub(crate) fn when(cowns: &Bound<'_, PyTuple>) -> PyResult<When> {
     let py = cowns.py();
-    let mut flat = Vec::with_capacity(cowns.len());
-    let mut args = Vec::with_capacity(cowns.len());
-    for (arg_idx, arg) in cowns.iter().enumerate() {
-        if let Ok(cown) = arg.cast::<PyCown>() {
-            crate::cown::untrack_if_acyclic(cown);
-            flat.push(Arc::clone(&cown.get().core));
-            args.push(arg);
-        } else if let Ok(list) = arg.cast::<PyList>() {
-            let items = list.iter().collect::<Vec<_>>();
-            for (item_idx, item) in items.iter().enumerate() {
-                let Ok(cown) = item.cast::<PyCown>() else {
-                    return Err(PyTypeError::new_err(format!(
-                        "when() takes cowns or lists of cowns; item {item_idx} of the list in argument {} is {}, not \
-                         a Cown. Wrap shared values in boc.Cown(...).",
-                        arg_idx + 1,
-                        describe_arg(item)
-                    )));
-                };
+    crate::exit::call(py, || {
+        let mut flat = Vec::with_capacity(cowns.len());
+        let mut args = Vec::with_capacity(cowns.len());
+        for (arg_idx, arg) in cowns.iter().enumerate() {
+            if let Ok(cown) = arg.cast::<PyCown>() {
+                crate::cown::untrack_if_acyclic(cown);
                 flat.push(Arc::clone(&cown.get().core));
+                args.push(arg);
+            } else if let Ok(list) = arg.cast::<PyList>() {
+                let items = list.iter().collect::<Vec<_>>();
+                for (item_idx, item) in items.iter().enumerate() {
+                    let Ok(cown) = item.cast::<PyCown>() else {
+                        return Err(PyTypeError::new_err(format!(
+                            "when() takes cowns or lists of cowns; item {item_idx} of the list in argument {} is {}, not \
+                             a Cown. Wrap shared values in boc.Cown(...).",
+                            arg_idx + 1,
+                            describe_arg(item)
+                        )));
+                    };
+                    flat.push(Arc::clone(&cown.get().core));
+                }
+                // A copy: the body gets the list as it was when scheduled.
+                args.push(PyList::new(py, items)?.into_any());
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "when() takes cowns or lists of cowns; argument {} is {}. Wrap shared values in boc.Cown(...){}.",
+                    arg_idx + 1,
+                    describe_arg(&arg),
+                    if arg.is_instance_of::<PyTuple>() {
+                        ", and pass several cowns as a list, not a tuple"
+                    } else {
+                        ""
+                    }
+                )));
             }
-            // A copy: the body gets the list as it was when scheduled.
-            args.push(PyList::new(py, items)?.into_any());
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "when() takes cowns or lists of cowns; argument {} is {}. Wrap shared values in boc.Cown(...){}.",
-                arg_idx + 1,
-                describe_arg(&arg),
-                if arg.is_instance_of::<PyTuple>() { ", and pass several cowns as a list, not a tuple" } else { "" }
-            )));
         }
-    }
-    let pinned = flat.iter().any(|core| core.pinned);
-    // Without lists the arguments are the call's own tuple: no new one.
-    let has_lists = args.iter().zip(cowns.iter()).any(|(arg, given)| !arg.is(&given));
-    let args = if has_lists { PyTuple::new(py, args)?.unbind() } else { cowns.clone().unbind() };
-    Ok(When { args, cowns: flat, pinned })
+        let pinned = flat.iter().any(|core| core.pinned);
+        // Without lists the arguments are the call's own tuple: no new one.
+        let has_lists = args.iter().zip(cowns.iter()).any(|(arg, given)| !arg.is(&given));
+        let args = if has_lists { PyTuple::new(py, args)?.unbind() } else { cowns.clone().unbind() };
+        Ok(When { args: crate::exit::DropsPython::new(args), cowns: crate::exit::DropsPython::new(flat), pinned })
+    })
 }
 
 fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
@@ -331,10 +473,8 @@ fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
     format!("{article} {name} ({})", arg.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()))
 }
 
-#[pymethods]
 impl When {
-    /// Schedules `function` and returns the cown its result will land in.
-    fn __call__(&self, py: Python<'_>, function: &Bound<'_, PyAny>) -> PyResult<Py<PyCown>> {
+    fn schedule(&self, py: Python<'_>, function: &Bound<'_, PyAny>) -> PyResult<Py<PyCown>> {
         if !function.is_callable() {
             return Err(PyTypeError::new_err(format!(
                 "@when(...) decorates a function, not {}",
@@ -348,35 +488,43 @@ impl When {
                 describe_function(function)
             )));
         }
-        let (runtime, running) = runtime::enter()?;
-        let result = CownCore::new(None, false);
+        crate::exit::gate_schedule(py, "when")?;
+        // Every fallible step comes before the behavior is counted in: a
+        // failure after it would leave `wait()` waiting for it forever.
+        let result = CownCore::new_result();
         let result_object = Bound::new(py, PyCown::from_core(Arc::clone(&result)))?;
         crate::cown::untrack_if_acyclic(&result_object);
-        let result_object = result_object.unbind();
+        let (runtime, running) = runtime::enter()?;
         let label = (running.is_main_side(self.pinned) && runtime.labels_wanted()).then(|| label_of(function));
         let headers = Headers { named: self.cowns.iter(), result: Some(&result.header) };
-        let cowns = CownList::new(&self.cowns, Arc::clone(&result));
         let dispatcher = Arc::clone(&running);
         let payload = PyBody {
-            function: Some(function.clone().unbind()),
-            args: Some(self.args.clone_ref(py)),
-            cowns,
-            result: Some(Arc::clone(&result)),
-            running,
+            call: Some((function.clone().unbind(), self.args.clone_ref(py))),
+            cowns: CownList::new(&self.cowns, Arc::clone(&result)),
+            count: Some(Counted(running)),
             label,
             failed: false,
         };
         let flags = if self.pinned { PINNED } else { 0 };
-        // Two-phase locking runs detached (SPEC §5).
-        py.detach(move || {
-            // SAFETY: the payload owns (by `Arc`) every cown named until it
-            // is released, and `running`, the dispatcher, until it is
-            // dropped, after dispatch; `dispatcher` keeps it alive for this
-            // call too. The headers are borrowed from `self` and `result`
-            // for the call.
-            unsafe { boc_core::schedule(headers, payload, flags, &*dispatcher) };
-        });
-        Ok(result_object)
+        // Two-phase locking runs attached: it calls no Python and only spins
+        // on other threads' protocol steps, which need no attachment (SPEC
+        // §5 rule 2; the argument is in docs/python.md).
+        // SAFETY: the payload owns (by `Arc`) every cown named until it is
+        // released; the headers are borrowed from `self` and `result`, alive
+        // for this call. `dispatcher` keeps the
+        // dispatcher alive for this call, and a behavior dispatched later is
+        // dispatched by a release, before which the payload's `Counted`
+        // keeps its `Running` alive.
+        unsafe { boc_core::schedule(headers, payload, flags, &*dispatcher) };
+        Ok(result_object.unbind())
+    }
+}
+
+#[pymethods]
+impl When {
+    /// Schedules `function` and returns the cown its result will land in.
+    fn __call__(&self, py: Python<'_>, function: &Bound<'_, PyAny>) -> PyResult<Py<PyCown>> {
+        crate::exit::call(py, || self.schedule(py, function))
     }
 
     fn __repr__(&self) -> String {
@@ -418,6 +566,11 @@ impl CownList {
                 Self::Many(cowns.into_boxed_slice())
             }
         }
+    }
+
+    /// The result cown: the newest, so the last.
+    fn result(&self) -> &Arc<CownCore> {
+        self.as_slice().last().expect("a behavior's cowns include its result cown until it is released")
     }
 
     fn as_slice(&self) -> &[Arc<CownCore>] {

@@ -36,15 +36,36 @@ pub(crate) struct Slot {
 }
 
 /// The shared part of a cown: the protocol header and the value.
+///
+/// The slot is reached in three ways, none of which overlaps another:
+///
+/// 1. By the cown's holder ([`CownCore::slot_mut`]): a behavior whose
+///    request set names it, or a short hold from outside any behavior,
+///    attached, on the main thread if the cown is pinned. The protocol
+///    orders holders (each sees the last one's writes).
+/// 2. By the cycle collector, in `__traverse__` (reads) and `__clear__`
+///    (which holds the cown, as 1). The collector runs attached while every
+///    other attached thread is stopped at a safe point: on a classic build
+///    it holds the GIL; on a free-threaded build it stops the world.
+/// 3. By [`untrack_if_acyclic`] (reads the value's pointer), on classic
+///    builds only, under the GIL.
+///
+/// 2 and 3 never meet a live `&mut Slot` of another thread because a
+/// holder never keeps one across a call into Python or a detach (the only
+/// points where it can lose the GIL or be stopped): it computes whatever
+/// needs Python first, then takes the slot for plain reads and writes.
+/// Keep it that way.
 pub(crate) struct CownCore {
     pub(crate) header: CownHeader,
     slot: UnsafeCell<Slot>,
     /// Only ever touched on the main thread.
     pub(crate) pinned: bool,
-    /// The behavior producing this (result) cown was dropped without
-    /// running. Set (Relaxed) by its release, before the release hands the
-    /// cown on; read (Relaxed) by a later holder, ordered by the
-    /// protocol's acquisition; cleared by a holder assigning a value.
+    /// This is a result cown whose behavior has not run (and, once the
+    /// behavior is released, never will). Set (Relaxed) at creation, before
+    /// the cown is published; cleared (Relaxed) by the behavior as it
+    /// starts, or by any holder assigning a value, while holding the cown;
+    /// read (Relaxed) by holders. The protocol's acquisition orders every
+    /// access after the previous holder's.
     lost: AtomicBool,
     /// The cown's Python object, while it is untracked by CPython's cycle
     /// collector (see [`untrack_if_acyclic`]); null otherwise. Written and
@@ -53,9 +74,11 @@ pub(crate) struct CownCore {
     wrapper: AtomicPtr<pyo3::ffi::PyObject>,
 }
 
-// SAFETY: the slot is only reached through `slot_mut`, whose contract (the
-// caller holds the cown and is attached; on the main thread if pinned) makes
-// accesses exclusive and ordered by the protocol's happens-before edges.
+// SAFETY: the slot is reached only in the three ways of the type's docs,
+// which never overlap: holders are exclusive and ordered by the protocol,
+// and the collector's accesses (and `untrack_if_acyclic`'s) happen while no
+// other thread has a live reference into the slot. The other fields are
+// atomics or immutable.
 unsafe impl Sync for CownCore {}
 
 impl CownCore {
@@ -87,14 +110,43 @@ impl CownCore {
         self.header.key()
     }
 
-    /// Records that the behavior producing this cown will never run;
-    /// called while that behavior still holds it.
-    pub(crate) fn mark_lost(&self) {
-        self.lost.store(true, Ordering::Relaxed);
+    /// A result cown: empty, and lost until its behavior starts.
+    pub(crate) fn new_result() -> Arc<Self> {
+        let core = Self::new(None, false);
+        core.lost.store(true, Ordering::Relaxed);
+        core
+    }
+
+    /// Records that the behavior producing this cown has started; called
+    /// by that behavior, which holds the cown.
+    pub(crate) fn mark_started(&self) {
+        self.lost.store(false, Ordering::Relaxed);
     }
 
     fn is_lost(&self) -> bool {
         self.lost.load(Ordering::Relaxed)
+    }
+
+    /// The exception on this cown and the name of the behavior that raised
+    /// it, if nobody retrieved it (it counts as retrieved from now on). Holds
+    /// the cown while it looks; `None` if it cannot (a behavior holds or
+    /// waits for it). Attached.
+    pub(crate) fn take_unretrieved(&self, py: Python<'_>) -> Option<(Py<PyAny>, Option<Arc<str>>)> {
+        let held = self.header.try_acquire()?;
+        let taken = {
+            // SAFETY: held just above; attached; a result cown (the only kind
+            // that holds an exception) is never pinned, and a pinned one is
+            // only read on the main thread here. No Python runs while the
+            // slot is borrowed (`clone_ref` only counts a reference).
+            let slot = unsafe { self.slot_mut() };
+            let unretrieved = slot.is_exception && !slot.retrieved && (!self.pinned || runtime::is_main_thread());
+            if unretrieved {
+                slot.retrieved = true;
+            }
+            unretrieved.then(|| slot.value.as_ref().map(|value| (value.clone_ref(py), slot.origin.clone()))).flatten()
+        };
+        drop(held);
+        taken
     }
 }
 
@@ -102,11 +154,14 @@ impl Drop for CownCore {
     fn drop(&mut self) {
         let slot = std::mem::take(self.slot.get_mut());
         let report = slot.is_exception && !slot.retrieved && slot.value.is_some();
-        if self.pinned || report {
-            // Neither may happen here: a pinned value is dropped on the main
-            // thread only, and a report needs the interpreter. The next
-            // attached boc call on a suitable thread finishes the job.
-            runtime::bury(Graveyard { value: slot.value, pinned: self.pinned, report, origin: slot.origin });
+        if self.pinned {
+            if let Some(value) = slot.value {
+                runtime::drop_pinned(value);
+            }
+        } else if report {
+            // A report needs the interpreter, and this drop may run
+            // detached: the next boc call on an attached thread writes it.
+            runtime::bury(Graveyard { value: slot.value, pinned: false, report, origin: slot.origin });
         }
         // An ordinary value drops here: attached, its reference count goes
         // down now; detached, PyO3 defers that to the next attachment.
@@ -167,6 +222,15 @@ impl Drop for PyCown {
     fn drop(&mut self) {
         // The object is being deallocated: forget it.
         self.core.wrapper.store(std::ptr::null_mut(), Ordering::Relaxed);
+        if Arc::strong_count(&self.core) == 1 {
+            // The last owner: report an exception nobody retrieved now, while
+            // it is whole (reference counting freed this object, so nothing
+            // cleared it; the collector's case is `tp_finalize`'s).
+            // SAFETY: PyO3 drops a pyclass's value only attached: in its
+            // `tp_dealloc`, or when an initializer fails inside a call from
+            // Python.
+            crate::report::report_if_unretrieved(unsafe { Python::assume_attached() }, &self.core);
+        }
     }
 }
 
@@ -179,18 +243,20 @@ impl Drop for PyCown {
 /// hashable and ordered (by creation); `Cown[int]` works for type hints.
 #[pyclass(name = "Cown", module = "boc", subclass, frozen, weakref)]
 pub(crate) struct PyCown {
-    pub(crate) core: Arc<CownCore>,
+    /// Dropped in an attach window: it may own the last handle to the value,
+    /// whose `__del__` then runs (on a daemon thread at exit too).
+    pub(crate) core: crate::exit::DropsPython<Arc<CownCore>>,
 }
 
 impl PyCown {
     pub(crate) fn from_core(core: Arc<CownCore>) -> Self {
-        Self { core }
+        Self { core: crate::exit::DropsPython::new(core) }
     }
 
     /// Runs `f` on the slot if this thread may touch it now: inside a
     /// behavior that holds the cown, or outside any behavior when the cown
     /// is idle (holding it meanwhile).
-    fn with_slot<R>(&self, py: Python<'_>, what: &str, f: impl FnOnce(&mut Slot) -> R) -> PyResult<R> {
+    fn with_slot<R>(&self, what: &str, f: impl FnOnce(&mut Slot) -> R) -> PyResult<R> {
         let core = &self.core;
         if core.pinned && !runtime::is_main_thread() {
             return Err(PyRuntimeError::new_err(format!(
@@ -223,8 +289,8 @@ impl PyCown {
         // attached; on main if pinned (checked above).
         let result = f(unsafe { core.slot_mut() });
         // Releasing may hand the cown to a queued behavior: protocol work,
-        // done detached.
-        py.detach(move || drop(held));
+        // which calls no Python and may run attached (SPEC §5 rule 2).
+        drop(held);
         Ok(result)
     }
 
@@ -260,23 +326,25 @@ impl PyCown {
     /// waits for it; otherwise `RuntimeError`.
     #[getter]
     fn get_value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.with_slot(py, "value", |slot| self.read(py, slot))?
+        self.with_slot("value", |slot| self.read(py, slot))?
     }
 
     #[setter]
     fn set_value(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<()> {
-        let old = self.with_slot(py, "value", |slot| {
-            track_if_cyclic(&self.core, &value);
-            let old = slot.value.replace(value);
-            slot.is_exception = false;
-            slot.retrieved = false;
-            self.core.lost.store(false, Ordering::Relaxed);
-            old
-        })?;
-        // Dropped after the hold is released: a `__del__` it triggers may
-        // itself use the cown.
-        drop(old);
-        Ok(())
+        crate::exit::call(py, || {
+            let old = self.with_slot("value", |slot| {
+                track_if_cyclic(&self.core, &value);
+                let old = slot.value.replace(value);
+                slot.is_exception = false;
+                slot.retrieved = false;
+                self.core.lost.store(false, Ordering::Relaxed);
+                old
+            })?;
+            // Dropped after the hold is released: a `__del__` it triggers may
+            // itself use the cown.
+            drop(old);
+            Ok(())
+        })
     }
 
     /// `del cown.value`: refused (a cown always holds a value). Without
@@ -294,8 +362,8 @@ impl PyCown {
     /// produced this cown. Looking counts as retrieving it: a program that
     /// checked is not told again that it never looked.
     #[getter]
-    fn exception(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_slot(py, "exception flag", |slot| {
+    fn exception(&self) -> PyResult<bool> {
+        self.with_slot("exception flag", |slot| {
             slot.retrieved |= slot.is_exception;
             slot.is_exception
         })
@@ -304,7 +372,7 @@ impl PyCown {
     /// The value, or raise the exception the producing behavior raised.
     fn unwrap(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let (value, is_exception) =
-            self.with_slot(py, "value", |slot| Ok::<_, PyErr>((self.read(py, slot)?, slot.is_exception)))??;
+            self.with_slot("value", |slot| Ok::<_, PyErr>((self.read(py, slot)?, slot.is_exception)))??;
         if is_exception {
             return Err(PyErr::from_value(value.into_bound(py)));
         }
@@ -318,10 +386,12 @@ impl PyCown {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
+        // The value's repr runs Python.
+        let _entered = crate::exit::enter(py);
         let name = describe(&self.core);
         let readable = !self.core.pinned || runtime::is_main_thread();
         if readable && (behavior::holds(&self.core) || (!behavior::in_behavior() && self.core.header.is_idle())) {
-            let value = self.with_slot(py, "value", |slot| {
+            let value = self.with_slot("value", |slot| {
                 slot.value.as_ref().map(|value| value.clone_ref(py)).filter(|_| !self.core.is_lost())
             });
             if let Ok(Some(value)) = value {
@@ -379,9 +449,16 @@ impl PyCown {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY: the collector runs while no other thread runs Python (the
-        // GIL, or a stop-the-world pause on free-threaded builds), and the
-        // slot is only written by attached threads between such points.
+        // A pinned value is shown to the collector only when it runs on the
+        // main thread: elsewhere it would clear the value's cycle, off the
+        // main thread. A collection on another thread sees the value as
+        // held from outside; the next one on the main thread frees it.
+        if self.core.pinned && !runtime::is_main_thread() {
+            return Ok(());
+        }
+        // SAFETY: access 2 of `CownCore`'s docs: no other thread has a live
+        // reference into the slot while the collector runs. Only the
+        // value's pointer is read.
         let slot = unsafe { &*self.core.slot.get() };
         if let Some(value) = &slot.value {
             visit.call(value)?;
@@ -390,16 +467,18 @@ impl PyCown {
     }
 
     fn __clear__(&self) {
-        // Only unreachable cowns are cleared; a behavior that still holds
-        // this core holds its Python object too (in its arguments), so none
-        // can be running on it. A pinned value is left to its core's drop,
-        // which sends it to the main thread.
-        if !self.core.pinned {
-            // SAFETY: as in `__traverse__`; the collector holds the
-            // interpreter.
-            let slot = unsafe { &mut *self.core.slot.get() };
-            slot.value = None;
+        // A pinned value is left to its core's drop, which sends it to the
+        // main thread. A cown some behavior holds or waits for is left alone
+        // (its holder may be about to write it).
+        if self.core.pinned {
+            return;
         }
+        let Some(held) = self.core.header.try_acquire() else { return };
+        // SAFETY: held just above; the collector's thread is attached.
+        let value = unsafe { self.core.slot_mut() }.value.take();
+        drop(held);
+        // Dropped once the slot is no longer borrowed: it may run `__del__`.
+        drop(value);
     }
 }
 

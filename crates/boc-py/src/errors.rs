@@ -73,3 +73,49 @@ pub(crate) fn wait_inside_behavior(operation: &str) -> PyErr {
          follow-up work with @when instead."
     ))
 }
+
+/// A call refused because boc has stopped for interpreter exit.
+pub(crate) fn shut_down(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() was called after boc shut down for interpreter exit: its workers are gone and nothing \
+         scheduled now could run. Schedule work before the program ends (an atexit handler registered after \
+         `import boc` runs before boc shuts down)."
+    ))
+}
+
+/// Runs `f`, turning a Rust panic into `RuntimeError`: no panic reaches
+/// Python as PyO3's `PanicException`, a `BaseException` that `except
+/// Exception` would not catch (SPEC §5 rule 6). A backstop: every bound is
+/// checked where it is read, so a panic here is a bug in boc.
+pub(crate) fn boundary<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        Err(PyRuntimeError::new_err(format!(
+            "internal error in boc: {message}. This is a bug in boc; please report it with the program that \
+             triggered it."
+        )))
+    })
+}
+
+/// A call refused on a daemon thread while boc stops for interpreter exit.
+pub(crate) fn exiting(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() was called from a daemon thread while boc stops for interpreter exit: the program has \
+         ended, and boc finishes what was scheduled before, not new work from threads still running. Schedule \
+         work before the program ends, or join this thread before exiting."
+    ))
+}
+
+/// Waiting on a boc worker outside any behavior (from code a behavior left
+/// behind, such as a `__del__` run by the release).
+pub(crate) fn wait_on_worker(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() cannot be called on a boc worker thread (here, outside any behavior: from code run as a \
+         behavior finished, such as a __del__): the worker would wait for itself. Schedule the follow-up work \
+         with @when instead."
+    ))
+}

@@ -7,10 +7,13 @@
 mod behavior;
 mod cown;
 mod errors;
+mod exit;
 mod messages;
 mod noticeboard;
 mod primitive;
+mod report;
 mod runtime;
+mod worker;
 
 use pyo3::prelude::*;
 
@@ -28,6 +31,7 @@ fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::init(module.py())?;
     module.add_class::<cown::PyCown>()?;
     module.add_class::<cown::PyPinnedCown>()?;
+    report::install_finalizer(module.py());
     module.add_function(wrap_pyfunction!(behavior::when, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::start, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::wait, module)?)?;
@@ -49,5 +53,6 @@ fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(noticeboard::notice_read, module)?)?;
     module.add_function(wrap_pyfunction!(noticeboard::_noticeboard, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::_after_fork_in_child, module)?)?;
+    module.add_function(wrap_pyfunction!(exit::_shutdown_at_exit, module)?)?;
     Ok(())
 }

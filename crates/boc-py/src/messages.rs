@@ -114,24 +114,26 @@ pub(crate) fn receive(
     timeout: Option<&Bound<'_, PyAny>>,
     after: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
-    let tags = tags_arg(tags)?;
-    let timeout = timeout_arg(timeout)?;
-    let after = optional_callable(after, "after must be a callable taking no arguments (or None)")?;
-    let message = match MAILBOX.try_receive(&tags) {
-        Some(message) => Some(message),
-        None if timeout == Some(Duration::ZERO) => None,
-        None => wait_for_message(py, &tags, timeout)?,
-    };
-    match message {
-        Some((tag, contents)) => Ok((tag, contents).into_pyobject(py)?.into_any().unbind()),
-        None => match after {
-            Some(after) => Ok(after.call0()?.unbind()),
-            None => {
-                let timeout = TIMEOUT.get(py).expect("TIMEOUT is made at import").clone_ref(py);
-                Ok((timeout, py.None()).into_pyobject(py)?.into_any().unbind())
-            }
-        },
-    }
+    crate::exit::call(py, || {
+        let tags = tags_arg(tags)?;
+        let timeout = timeout_arg(timeout)?;
+        let after = optional_callable(after, "after must be a callable taking no arguments (or None)")?;
+        let message = match MAILBOX.try_receive(&tags) {
+            Some(message) => Some(message),
+            None if timeout == Some(Duration::ZERO) => None,
+            None => wait_for_message(py, &tags, timeout)?,
+        };
+        match message {
+            Some((tag, contents)) => Ok((tag, contents).into_pyobject(py)?.into_any().unbind()),
+            None => match after {
+                Some(after) => Ok(after.call0()?.unbind()),
+                None => {
+                    let timeout = TIMEOUT.get(py).expect("TIMEOUT is made at import").clone_ref(py);
+                    Ok((timeout, py.None()).into_pyobject(py)?.into_any().unbind())
+                }
+            },
+        }
+    })
 }
 
 /// Blocks (detached) until a message for `tags` arrives or `timeout`
@@ -150,7 +152,7 @@ fn wait_for_message(
         } else {
             remaining
         };
-        if let Some(message) = py.detach(|| MAILBOX.receive(tags, slice)) {
+        if let Some(message) = crate::exit::detach(py, || MAILBOX.receive(tags, slice)) {
             return Ok(Some(message));
         }
         if remaining.is_some_and(|remaining| remaining <= slice.unwrap_or(Duration::MAX)) {

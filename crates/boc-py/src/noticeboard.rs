@@ -95,12 +95,14 @@ fn snapshot() -> BoardSnapshot {
 /// of at most 255 UTF-8 bytes). Atomic; behaviors scheduled after the write
 /// returns see it.
 #[pyfunction]
-pub(crate) fn notice_write(key: &Bound<'_, PyAny>, value: Py<PyAny>) -> PyResult<()> {
-    let key = key_arg("a noticeboard key", key)?;
-    refuse_write_while_updating(&key)?;
-    let previous = BOARD.write(key, Arc::new(value));
-    drop(previous);
-    Ok(())
+pub(crate) fn notice_write(py: Python<'_>, key: &Bound<'_, PyAny>, value: Py<PyAny>) -> PyResult<()> {
+    crate::exit::call(py, || {
+        let key = key_arg("a noticeboard key", key)?;
+        refuse_write_while_updating(&key)?;
+        let previous = BOARD.write(key, Arc::new(value));
+        drop(previous);
+        Ok(())
+    })
 }
 
 /// Atomically replaces the value under `key` with `fn(current)`, where
@@ -117,34 +119,38 @@ pub(crate) fn notice_update(
     r#fn: &Bound<'_, PyAny>,
     default: Option<Py<PyAny>>,
 ) -> PyResult<()> {
-    let key = key_arg("a noticeboard key", key)?;
-    if !r#fn.is_callable() {
-        return Err(PyTypeError::new_err(format!(
-            "notice_update() needs a callable taking the current value and returning the new one, not {}",
-            type_name(r#fn)
-        )));
-    }
-    let default = default.unwrap_or_else(|| py.None());
-    let removed = REMOVED.get(py).expect("REMOVED is made at import");
-    refuse_write_while_updating(&key)?;
-    let _updating = Updating::enter(&key);
-    let updated = BOARD.try_update(key, |current| {
-        let current = current.map_or(&default, |value| &**value);
-        let new = r#fn.call1((current.clone_ref(py),))?;
-        Ok::<_, PyErr>(if new.is(removed) { Change::Remove } else { Change::Set(Arc::new(new.unbind())) })
-    })?;
-    drop(updated);
-    Ok(())
+    crate::exit::call(py, || {
+        let key = key_arg("a noticeboard key", key)?;
+        if !r#fn.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "notice_update() needs a callable taking the current value and returning the new one, not {}",
+                type_name(r#fn)
+            )));
+        }
+        let default = default.unwrap_or_else(|| py.None());
+        let removed = REMOVED.get(py).expect("REMOVED is made at import");
+        refuse_write_while_updating(&key)?;
+        let _updating = Updating::enter(&key);
+        let updated = BOARD.try_update(key, |current| {
+            let current = current.map_or(&default, |value| &**value);
+            let new = r#fn.call1((current.clone_ref(py),))?;
+            Ok::<_, PyErr>(if new.is(removed) { Change::Remove } else { Change::Set(Arc::new(new.unbind())) })
+        })?;
+        drop(updated);
+        Ok(())
+    })
 }
 
 /// Deletes `key` from the board (nothing happens if it is absent).
 #[pyfunction]
-pub(crate) fn notice_delete(key: &Bound<'_, PyAny>) -> PyResult<()> {
-    let key = key_arg("a noticeboard key", key)?;
-    refuse_write_while_updating(&key)?;
-    let previous = BOARD.delete(key.as_str());
-    drop(previous);
-    Ok(())
+pub(crate) fn notice_delete(py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+    crate::exit::call(py, || {
+        let key = key_arg("a noticeboard key", key)?;
+        refuse_write_while_updating(&key)?;
+        let previous = BOARD.delete(key.as_str());
+        drop(previous);
+        Ok(())
+    })
 }
 
 /// The value under `key`, or `default` if it is absent. Inside a behavior
@@ -152,10 +158,12 @@ pub(crate) fn notice_delete(key: &Bound<'_, PyAny>) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (key, default = None))]
 pub(crate) fn notice_read(py: Python<'_>, key: &Bound<'_, PyAny>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-    let key = key_arg("a noticeboard key", key)?;
-    Ok(match snapshot().get(key.as_str()) {
-        Some(value) => value.clone_ref(py),
-        None => default.unwrap_or_else(|| py.None()),
+    crate::exit::call(py, || {
+        let key = key_arg("a noticeboard key", key)?;
+        Ok(match snapshot().get(key.as_str()) {
+            Some(value) => value.clone_ref(py),
+            None => default.unwrap_or_else(|| py.None()),
+        })
     })
 }
 
@@ -163,7 +171,9 @@ pub(crate) fn notice_read(py: Python<'_>, key: &Bound<'_, PyAny>, default: Optio
 /// it in a `collections.abc.Mapping`.
 #[pyclass(name = "NoticeboardSnapshot", module = "boc", frozen)]
 pub(crate) struct PySnapshot {
-    snapshot: BoardSnapshot,
+    /// Dropped in an attach window: it may hold the last handles to values
+    /// (`exit::DropsPython`).
+    snapshot: crate::exit::DropsPython<BoardSnapshot>,
 }
 
 #[pymethods]
@@ -193,5 +203,5 @@ impl PySnapshot {
 /// `_noticeboard()`: the snapshot `noticeboard()` wraps.
 #[pyfunction]
 pub(crate) fn _noticeboard() -> PySnapshot {
-    PySnapshot { snapshot: snapshot() }
+    PySnapshot { snapshot: crate::exit::DropsPython::new(snapshot()) }
 }

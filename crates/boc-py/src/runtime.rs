@@ -8,24 +8,25 @@
 //! pool once everything has finished, and the next `@when` starts a fresh
 //! one ([`Running`]).
 //!
-//! Threading: bodies run attached to the interpreter; the two-phase locking
-//! (in `@when`) and every release run detached. A worker runs consecutive
-//! ready behaviors under one attachment and releases them in one detached
-//! step at the end of the batch ([`Workers`]).
+//! Threading (SPEC §5): bodies, two-phase locking and releases all run
+//! attached (the protocol calls no Python, see docs/python.md); a
+//! behavior's cowns are released as soon as its body returns; every
+//! blocking wait detaches, through [`crate::exit::detach`]. The worker side
+//! is in `worker.rs`, the exit path in `exit.rs`.
 
-use crate::behavior::{self, MainContext};
+use crate::behavior::{self, Counted, MainContext, PinnedDrop};
 use crate::errors;
+use crate::exit;
 use crate::primitive::{AtomicBool, Ordering};
-use boc_core::{Dispatch, Ran, Ready};
+use crate::worker::Workers;
+use boc_core::Ready;
 use boc_pin::{
     Affinity, Budget, MainConfig, MainQueue, MainRunner, Outcome, PumpError, StarvationReport, WatchdogConfig,
 };
-use boc_sched::{Pool, Runner, Terminator};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
-use pyo3::ffi;
+use boc_sched::{Pool, PoolOptions, Terminator};
+use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
-use std::cell::RefCell;
 use std::os::raw::c_ulong;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -39,29 +40,6 @@ unsafe extern "C" {
 /// The `flags` bit of a behavior whose request set holds a pinned cown.
 pub(crate) const PINNED: u32 = 1;
 
-/// Most behaviors a worker runs under one attachment before it releases
-/// them and detaches.
-const MAX_BATCH: usize = 64;
-
-/// Longest a worker holds finished behaviors (and their cowns) before it
-/// releases them.
-const MAX_BATCH_TIME: Duration = Duration::from_micros(500);
-
-/// On a classic (GIL) build, how long a worker that found the GIL busy
-/// last time lets the holder run before it asks for the GIL again. Every
-/// `@when` detaches for two-phase locking, and a worker blocked on the GIL
-/// would take it at each of those moments, one behavior at a time: two
-/// thread switches per behavior. Stepping aside instead lets the scheduling
-/// thread run on, and the worker then runs what has gathered in one batch.
-const GATHER_TIME: Duration = Duration::from_micros(200);
-
-/// Attaching took longer than this: the GIL was busy.
-const CONTENDED_ATTACH: Duration = Duration::from_micros(2);
-
-/// While uncontended, a worker times one attach in this many (reading the
-/// clock twice per attach was a tenth of a chain's cost on a worker).
-const CONTENTION_SAMPLE_INTERVAL: u32 = 8;
-
 /// How often a call blocked on the main thread (`wait`, `receive`) looks
 /// for signals, so Ctrl-C interrupts it; what it waits for wakes it at once.
 pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -69,6 +47,18 @@ pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Most workers `start` accepts: far beyond any useful count, short of
 /// exhausting threads.
 const MAX_WORKERS: usize = 1024;
+
+/// The stack of a worker when neither `threading.stack_size()` nor the
+/// platform says more: what glibc gives a thread when `RLIMIT_STACK` is
+/// unlimited is less, what CPython asks for on macOS more.
+const DEFAULT_STACK_SIZE: usize = 8 << 20;
+
+/// The smallest worker stack boc asks for, whatever the limits say.
+const MIN_STACK_SIZE: usize = 1 << 20;
+
+/// How long the exit-time stop waits before it says what it waits for,
+/// when the watchdog is off (otherwise the watchdog's threshold).
+pub(crate) const DEFAULT_EXIT_GRACE: Duration = WatchdogConfig::DEFAULT_THRESHOLD;
 
 /// `threading.main_thread().ident`, read when the module is imported.
 static MAIN_IDENT: OnceLock<c_ulong> = OnceLock::new();
@@ -96,6 +86,10 @@ pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
         GIL_ENABLED.store(is_gil_enabled.call0()?.is_truthy()?, Ordering::Relaxed);
     }
     let ident: c_ulong = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
+    // Imported now, on the main thread, so that starting a pool later (on
+    // any thread) finds it in `sys.modules` instead of running the import
+    // machinery's Python code inside a boc call (see `exit`).
+    let _ = py.import("resource");
     let _ = MAIN_IDENT.set(ident);
     note_thread();
     Ok(())
@@ -103,8 +97,13 @@ pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
 
 /// True on the interpreter's main thread.
 pub(crate) fn is_main_thread() -> bool {
+    MAIN_IDENT.get().is_some_and(|main| thread_ident() == *main)
+}
+
+/// The calling thread's identity as `threading.get_ident()` gives it.
+pub(crate) fn thread_ident() -> c_ulong {
     // SAFETY: `PyThread_get_thread_ident` has no preconditions.
-    MAIN_IDENT.get().is_some_and(|main| unsafe { PyThread_get_thread_ident() } == *main)
+    unsafe { PyThread_get_thread_ident() }
 }
 
 /// Records the main thread's handle when called on it.
@@ -141,6 +140,10 @@ pub(crate) struct Runtime {
     /// `set_pump_watchdog`, read (Relaxed) by `@when`: a stale read only
     /// costs or saves one label.
     watchdog_on: AtomicBool,
+    /// How long the exit-time stop waits before it reports what it waits
+    /// for: the watchdog's threshold, or [`DEFAULT_EXIT_GRACE`] when it is
+    /// off.
+    exit_grace: Mutex<Duration>,
     waker: Mutex<Option<Arc<WakerThread>>>,
     /// The worker count the last `start(workers=n)` asked for: pools that
     /// `@when` starts later (after a `wait`) get it too.
@@ -170,7 +173,7 @@ impl Running {
     }
 }
 
-impl Dispatch for Running {
+impl boc_core::Dispatch for Running {
     fn dispatch(&self, behavior: Ready) {
         if self.is_main_side(behavior.flags() & PINNED != 0) {
             let runtime = RUNTIME.get().expect("a behavior is only scheduled once the runtime exists");
@@ -205,10 +208,16 @@ pub(crate) fn runtime() -> PyResult<&'static Runtime> {
         main,
         running: RwLock::new(None),
         watchdog_on: AtomicBool::new(true),
+        exit_grace: Mutex::new(WatchdogConfig::DEFAULT_THRESHOLD),
         waker: Mutex::new(None),
         n_workers: Mutex::new(None),
     };
     Ok(RUNTIME.get_or_init(|| runtime))
+}
+
+/// The runtime, if it was ever used.
+pub(crate) fn get() -> Option<&'static Runtime> {
+    RUNTIME.get()
 }
 
 /// The runtime and the pool a new behavior goes to, counted in.
@@ -226,27 +235,65 @@ impl Runtime {
         self.watchdog_on.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn exit_grace(&self) -> Duration {
+        *self.exit_grace.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Counts a new behavior in on the current pool, starting one if none
     /// runs (with the count `start` last asked for, else the default).
     fn enter(&self) -> PyResult<Arc<Running>> {
+        // SAFETY: every caller is attached (`@when`, and `drop_pinned` only
+        // when attached).
+        let py = unsafe { Python::assume_attached() };
         loop {
             if let Some(running) = self.current()
                 && running.terminator.try_increment()
             {
                 return Ok(running);
             }
-            // None running, or the current one closed by a stop in progress:
-            // start a fresh one (the stopping one is idle).
-            let mut state = self.running.write().unwrap_or_else(PoisonError::into_inner);
-            if state.as_ref().is_some_and(|running| !running.terminator.is_closed()) {
-                continue;
-            }
-            *state = Some(start_pool(self.n_workers())?);
+            // None running, or the current one closed by a stop in progress
+            // (it is idle): start a fresh one.
+            self.install(py, start_pool(self.n_workers()?)?, None)?;
         }
     }
 
-    fn n_workers(&self) -> usize {
-        self.n_workers.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or_else(boc_sched::default_workers)
+    /// Makes `fresh` the current pool unless a live one is current already
+    /// (another thread started it meanwhile: `fresh` is then stopped).
+    /// With `n_workers`, a live one of another size is an error.
+    fn install(&self, py: Python<'_>, fresh: Arc<Running>, n_workers: Option<usize>) -> PyResult<()> {
+        let mut state = self.running.write().unwrap_or_else(PoisonError::into_inner);
+        let live = state.as_ref().filter(|running| !running.terminator.is_closed()).map(|running| running.n_workers);
+        match live {
+            None => {
+                *state = Some(fresh);
+                Ok(())
+            }
+            Some(live) => {
+                drop(state);
+                // Its workers attach as they start: join detached.
+                exit::detach(py, || fresh.pool.shutdown());
+                match n_workers {
+                    Some(n_workers) if n_workers != live => Err(already_running(live, n_workers)),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The size of the next pool: what `start` last asked for, else the
+    /// default (`BOC_WORKERS`, held to the same bound as `start`).
+    fn n_workers(&self) -> PyResult<usize> {
+        if let Some(n_workers) = *self.n_workers.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(n_workers);
+        }
+        let n_workers = boc_sched::default_workers();
+        if n_workers > MAX_WORKERS {
+            return Err(PyValueError::new_err(format!(
+                "BOC_WORKERS asks for {n_workers} workers, more than the {MAX_WORKERS} boc can start. Set it to a \
+                 count between 0 and {MAX_WORKERS} (or unset it for one per CPU but one)."
+            )));
+        }
+        Ok(n_workers)
     }
 
     /// Stops the current pool if nothing is in flight. True if no pool is
@@ -268,19 +315,55 @@ impl Runtime {
         }
         // Each worker attaches once more as it exits (to drop its thread
         // state): join detached.
-        py.detach(|| running.pool.shutdown());
+        exit::detach(py, || running.pool.shutdown());
         true
     }
 
-    fn n_in_flight(&self) -> usize {
+    pub(crate) fn n_in_flight(&self) -> usize {
         self.current().map_or(0, |running| running.terminator.count())
     }
 }
 
+fn already_running(live: usize, asked: usize) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "boc is already running with {live} workers, so it cannot start with {asked}. Call boc.wait() or boc.stop() \
+         first, then boc.start(workers={asked})."
+    ))
+}
+
+/// Starts a pool of `n_workers` threads, each with the stack a Python
+/// thread would get. The threads attach to the interpreter as they start:
+/// they wait for the caller's GIL, never the other way round.
 fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
-    let pool = Pool::new(n_workers, Arc::new(Workers))
+    let options = Python::attach(python_thread_stack_size)
+        .map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
+    let pool = Pool::with_options(n_workers, Arc::new(Workers), options)
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))?;
     Ok(Arc::new(Running { terminator: Terminator::new(), pool, n_workers }))
+}
+
+/// The stack a `threading.Thread` started now would get (SPEC §5 rule 5):
+/// `threading.stack_size()` when set, else the platform's default for new
+/// threads (CPython leaves it to the platform on Linux, where glibc uses
+/// the `RLIMIT_STACK` soft limit; it asks for 16 MiB on macOS).
+fn python_thread_stack_size(py: Python<'_>) -> Option<usize> {
+    let asked: usize = py.import("threading").ok()?.call_method0("stack_size").ok()?.extract().ok()?;
+    if asked > 0 {
+        return Some(asked);
+    }
+    if cfg!(target_os = "macos") {
+        return Some(16 << 20);
+    }
+    let platform = (|| -> PyResult<Option<usize>> {
+        let resource = py.import("resource")?;
+        let (soft, _hard): (i128, i128) =
+            resource.call_method1("getrlimit", (resource.getattr("RLIMIT_STACK")?,))?.extract()?;
+        let infinity: i128 = resource.getattr("RLIM_INFINITY")?.extract()?;
+        Ok((soft > 0 && soft != infinity).then(|| usize::try_from(soft).unwrap_or(usize::MAX)))
+    })()
+    .ok()
+    .flatten();
+    Some(platform.unwrap_or(DEFAULT_STACK_SIZE).max(MIN_STACK_SIZE))
 }
 
 /// Start the runtime with `workers` worker threads.
@@ -294,34 +377,33 @@ fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
 /// `RuntimeError` (call `wait()` or `stop()` first).
 #[pyfunction]
 #[pyo3(signature = (workers = None))]
-pub(crate) fn start(workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    if behavior::in_behavior() {
-        return Err(PyRuntimeError::new_err(
-            "start() cannot be called from inside a behavior; the runtime is already running there",
-        ));
-    }
-    let n_workers = match workers.filter(|workers| !workers.is_none()) {
-        None => None,
-        Some(workers) => Some(worker_count(workers)?),
-    };
-    let runtime = runtime()?;
-    let mut state = runtime.running.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(running) = state.as_ref().filter(|running| !running.terminator.is_closed()) {
-        if n_workers == Some(running.n_workers) {
-            *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    exit::call(py, || {
+        if behavior::in_behavior() {
+            return Err(PyRuntimeError::new_err(
+                "start() cannot be called from inside a behavior; the runtime is already running there",
+            ));
         }
-        return match n_workers {
-            Some(n_workers) if n_workers != running.n_workers => Err(PyRuntimeError::new_err(format!(
-                "boc is already running with {} workers, so it cannot start with {n_workers}. Call boc.wait() or \
-                 boc.stop() first, then boc.start(workers={n_workers}).",
-                running.n_workers
-            ))),
-            _ => Ok(()),
+        let n_workers = match workers.filter(|workers| !workers.is_none()) {
+            None => None,
+            Some(workers) => Some(worker_count(workers)?),
         };
-    }
-    *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
-    *state = Some(start_pool(runtime.n_workers())?);
-    Ok(())
+        exit::gate_schedule(py, "start")?;
+        let runtime = runtime()?;
+        if let Some(running) = runtime.current().filter(|running| !running.terminator.is_closed()) {
+            return match n_workers {
+                Some(n_workers) if n_workers != running.n_workers => Err(already_running(running.n_workers, n_workers)),
+                _ => {
+                    if n_workers.is_some() {
+                        *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+                    }
+                    Ok(())
+                }
+            };
+        }
+        *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+        runtime.install(py, start_pool(runtime.n_workers()?)?, n_workers)
+    })
 }
 
 fn worker_count(workers: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -338,30 +420,26 @@ fn worker_count(workers: &Bound<'_, PyAny>) -> PyResult<usize> {
         .ok_or_else(|| PyValueError::new_err(format!("workers must be between 0 and {MAX_WORKERS}, not {workers}")))
 }
 
-/// A number argument: an `int` or a `float`, never a `bool`.
+/// A number argument: an `int` or a `float`, never a `bool`. An `int` too
+/// large for a float is an infinity of its sign: every bound of the API
+/// reads "too large to represent" as "unbounded".
 fn number(name: &str, what: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>()) {
         return Err(PyTypeError::new_err(format!("{name} must be {what}, not {}", type_name(value))));
     }
-    value.extract()
+    match value.extract::<f64>() {
+        Err(error) if error.is_instance_of::<PyOverflowError>(value.py()) => {
+            Ok(if value.gt(0)? { f64::INFINITY } else { f64::NEG_INFINITY })
+        }
+        other => other,
+    }
 }
 
 /// A timeout in seconds: `None` (forever), or a number >= 0; one too large
 /// to represent (`inf`, `1e300`, `10**400`) is as good as forever.
 pub(crate) fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     let Some(timeout) = timeout.filter(|timeout| !timeout.is_none()) else { return Ok(None) };
-    let seconds = match number("timeout", "a number of seconds (or None to wait forever)", timeout) {
-        Ok(seconds) => seconds,
-        // An int too large for a float.
-        Err(error) if error.is_instance_of::<pyo3::exceptions::PyOverflowError>(timeout.py()) => {
-            if timeout.gt(0)? {
-                f64::INFINITY
-            } else {
-                f64::NEG_INFINITY
-            }
-        }
-        Err(error) => return Err(error),
-    };
+    let seconds = number("timeout", "a number of seconds (or None to wait forever)", timeout)?;
     if seconds.is_nan() || seconds < 0.0 {
         return Err(PyValueError::new_err(format!(
             "timeout must be a number of seconds >= 0 (or None to wait forever), not {timeout}"
@@ -370,15 +448,15 @@ pub(crate) fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option
     Ok(Duration::try_from_secs_f64(seconds).ok())
 }
 
-/// A positive, finite number of milliseconds.
-fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResult<Duration> {
+/// A positive number of milliseconds; `None` if it is too large to
+/// represent (`inf`, `1e300`, `10**400`), which callers read as unbounded.
+fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResult<Option<Duration>> {
     let what = format!("a positive number of milliseconds (or None {none_means})");
     let millis = number(name, &what, value)?;
     if millis.is_nan() || millis <= 0.0 {
         return Err(PyValueError::new_err(format!("{name} must be {what}, not {value}")));
     }
-    Duration::try_from_secs_f64(millis / 1000.0)
-        .map_err(|_| PyValueError::new_err(format!("{name} must be {what}, not {value}")))
+    Ok(Duration::try_from_secs_f64(millis / 1000.0).ok())
 }
 
 /// Block until every scheduled behavior has finished, then stop the worker
@@ -391,41 +469,74 @@ fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResul
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
 pub(crate) fn wait(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    let timeout = timeout_arg(timeout)?;
-    wait_for_all(py, "wait", timeout, true)
+    exit::call(py, || wait_for_all(py, &Waiting::new("wait", timeout_arg(timeout)?, true)))
 }
 
 /// Like `wait()`, but leave the worker pool running.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
 pub(crate) fn quiesce(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    let timeout = timeout_arg(timeout)?;
-    wait_for_all(py, "quiesce", timeout, false)
+    exit::call(py, || wait_for_all(py, &Waiting::new("quiesce", timeout_arg(timeout)?, false)))
 }
 
 /// Finish all scheduled work (pumping on the main thread), then stop the
 /// worker pool. Loses nothing. Called automatically at interpreter exit.
 #[pyfunction]
 pub(crate) fn stop(py: Python<'_>) -> PyResult<()> {
-    wait_for_all(py, "stop", None, true)
+    exit::call(py, || wait_for_all(py, &Waiting::new("stop", None, true)))
 }
 
-/// `wait`, `quiesce` and `stop`: until nothing is in flight, pumping on
-/// the main thread; then, unless quiescing, stop the pool.
-fn wait_for_all(py: Python<'_>, operation: &str, timeout: Option<Duration>, stop: bool) -> PyResult<()> {
+/// What the exit-time stop says when it has waited long.
+pub(crate) type Report<'a> = &'a dyn Fn(Python<'_>, &Runtime);
+
+/// How [`wait_for_all`] waits.
+pub(crate) struct Waiting<'a> {
+    pub(crate) operation: &'a str,
+    pub(crate) timeout: Option<Duration>,
+    /// Stop the pool once nothing is in flight (else leave it running).
+    pub(crate) stop: bool,
+    /// Once the wait has lasted this long, on the main thread, calls the
+    /// function once (the exit-time stop says what it waits for).
+    pub(crate) patience: Option<(Duration, Report<'a>)>,
+    /// Drop main-side behaviors instead of running them (the exit-time stop
+    /// after an interrupt).
+    pub(crate) discard: bool,
+}
+
+impl<'a> Waiting<'a> {
+    pub(crate) fn new(operation: &'a str, timeout: Option<Duration>, stop: bool) -> Self {
+        Self { operation, timeout, stop, patience: None, discard: false }
+    }
+}
+
+/// `wait`, `quiesce`, `stop` and the exit-time stop: until nothing is in
+/// flight, pumping on the main thread (blocking, woken by main-side work
+/// or by the count reaching zero, never polling); then, if asked, stop the
+/// pool. Off the main thread it only waits.
+pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()> {
+    let operation = waiting.operation;
     if behavior::in_behavior() {
         return Err(errors::wait_inside_behavior(operation));
     }
+    if exit::on_worker() {
+        return Err(errors::wait_on_worker(operation));
+    }
     note_thread();
     let Some(runtime) = RUNTIME.get() else { return Ok(()) };
-    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let started = Instant::now();
+    let deadline = waiting.timeout.and_then(|timeout| started.checked_add(timeout));
+    let mut patience = waiting.patience;
     let on_main = is_main_thread();
     loop {
         if on_main {
             drain_graveyard(py, true);
-            pump_main(py, runtime, Budget::unbounded(), false, operation)?;
+            if waiting.discard {
+                discard_main_side(py, runtime);
+            } else {
+                pump_main(py, runtime, Budget::unbounded(), false, operation)?;
+            }
         }
-        if runtime.n_in_flight() == 0 && (!stop || runtime.stop_if_idle(py)) {
+        if runtime.n_in_flight() == 0 && (!waiting.stop || runtime.stop_if_idle(py)) {
             break;
         }
         let mut slice = SIGNAL_CHECK_INTERVAL;
@@ -435,22 +546,55 @@ fn wait_for_all(py: Python<'_>, operation: &str, timeout: Option<Duration>, stop
                 _ => {
                     let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main.len());
                     let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
-                    return Err(errors::timeout(operation, timeout.unwrap_or_default(), n_in_flight, &labels, n_main));
+                    let timeout = waiting.timeout.unwrap_or_default();
+                    return Err(errors::timeout(operation, timeout, n_in_flight, &labels, n_main));
                 }
             }
         }
         if on_main {
+            if let Some((after, report)) = patience {
+                match after.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => slice = slice.min(left),
+                    _ => {
+                        report(py, runtime);
+                        patience = None;
+                    }
+                }
+            }
             // Woken by main-side work or by the decrement reaching zero.
-            if let Err(error) = py.detach(|| runtime.main.wait_for_work(Some(slice))) {
+            if let Err(error) = exit::detach(py, || runtime.main.wait_for_work(Some(slice))) {
                 return Err(errors::pin(operation, &error));
             }
             py.check_signals()?;
         } else if let Some(running) = runtime.current() {
-            py.detach(|| running.terminator.wait_idle(Some(slice)));
+            exit::detach(py, || running.terminator.wait_idle(Some(slice)));
         }
     }
     drain_graveyard(py, on_main);
     Ok(())
+}
+
+/// The exit-time stop's last resort after internal errors: no pumping,
+/// every queued behavior dropped, then the workers waited for (detached)
+/// and stopped, so none runs once the interpreter finalizes.
+pub(crate) fn stop_without_pumping(py: Python<'_>) {
+    let Some(runtime) = RUNTIME.get() else { return };
+    loop {
+        discard_main_side(py, runtime);
+        if runtime.n_in_flight() == 0 && runtime.stop_if_idle(py) {
+            return;
+        }
+        if let Some(running) = runtime.current() {
+            exit::detach(py, || running.terminator.wait_idle(Some(SIGNAL_CHECK_INTERVAL)));
+        }
+    }
+}
+
+/// Drops every queued main-side behavior unrun (the exit-time stop after an
+/// interrupt), counting them. On the main thread, attached.
+fn discard_main_side(py: Python<'_>, runtime: &Runtime) {
+    let n_discarded = behavior::deferring(py, || runtime.main.clear());
+    crate::worker::count_discarded(n_discarded);
 }
 
 /// Run ready main-side behaviors on the main thread, within a budget, and
@@ -465,31 +609,39 @@ pub(crate) fn pump(
     deadline_ms: Option<&Bound<'_, PyAny>>,
     raise_on_error: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(usize, bool, usize, usize)> {
-    let mut budget = Budget::unbounded();
-    if let Some(bound) = max_behaviors.filter(|bound| !bound.is_none()) {
-        budget = budget.with_max_behaviors(max_behaviors_arg(bound)?);
-    }
-    if let Some(bound) = deadline_ms.filter(|bound| !bound.is_none()) {
-        let within = millis_arg("deadline_ms", bound, "for no deadline")?;
-        budget = budget.with_deadline(Instant::now() + within);
-    }
-    let raise_on_error = match raise_on_error {
-        None => false,
-        Some(flag) => match flag.cast::<PyBool>() {
-            Ok(flag) => flag.is_true(),
-            Err(_) => {
-                return Err(PyTypeError::new_err(format!("raise_on_error must be a bool, not {}", type_name(flag))));
+    exit::call(py, || {
+        let mut budget = Budget::unbounded();
+        if let Some(bound) = max_behaviors.filter(|bound| !bound.is_none()) {
+            budget = budget.with_max_behaviors(max_behaviors_arg(bound)?);
+        }
+        if let Some(bound) = deadline_ms.filter(|bound| !bound.is_none()) {
+            // A deadline too far to represent is no deadline.
+            let within = millis_arg("deadline_ms", bound, "for no deadline")?;
+            if let Some(deadline) = within.and_then(|within| Instant::now().checked_add(within)) {
+                budget = budget.with_deadline(deadline);
             }
-        },
-    };
-    if !is_main_thread() {
-        return Err(errors::off_main("pump"));
-    }
-    note_thread();
-    let Some(runtime) = RUNTIME.get() else { return Ok((0, false, 0, 0)) };
-    drain_graveyard(py, true);
-    let report = pump_main(py, runtime, budget, raise_on_error, "pump")?;
-    Ok((report.executed, report.deadline_reached, report.raised, report.pending))
+        }
+        let raise_on_error = match raise_on_error {
+            None => false,
+            Some(flag) => match flag.cast::<PyBool>() {
+                Ok(flag) => flag.is_true(),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "raise_on_error must be a bool, not {}",
+                        type_name(flag)
+                    )));
+                }
+            },
+        };
+        if !is_main_thread() {
+            return Err(errors::off_main("pump"));
+        }
+        note_thread();
+        let Some(runtime) = RUNTIME.get() else { return Ok((0, false, 0, 0)) };
+        drain_graveyard(py, true);
+        let report = pump_main(py, runtime, budget, raise_on_error, "pump")?;
+        Ok((report.executed, report.deadline_reached, report.raised, report.pending))
+    })
 }
 
 fn max_behaviors_arg(bound: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -533,11 +685,7 @@ struct MainSide<'py> {
 impl MainRunner<Ready> for MainSide<'_> {
     fn run(&self, behavior: Ready) -> Outcome {
         let context = MainContext::enter(self.raise_on_error);
-        let ran = behavior.run_held();
-        let failed = ran.failed();
-        // Releasing is protocol work: detached.
-        self.py.detach(move || drop(ran));
-        drain_graveyard(self.py, true);
+        let failed = behavior::run_and_release(self.py, behavior);
         match context.take_stop() {
             Some(error) => Outcome::Stop(Box::new(error)),
             None if failed => Outcome::Failed,
@@ -546,129 +694,48 @@ impl MainRunner<Ready> for MainSide<'_> {
     }
 }
 
-/// The worker side: runs behaviors on pool threads in attached batches.
-pub(crate) struct Workers;
-
-thread_local! {
-    static WORKER: RefCell<WorkerThread> = const { RefCell::new(WorkerThread::new()) };
-}
-
-/// A worker thread's attachment and the behaviors it ran but has not
-/// released yet.
-struct WorkerThread {
-    /// The thread state, kept between batches (`PyEval_SaveThread`); null
-    /// before the first batch.
-    thread_state: *mut ffi::PyThreadState,
-    /// From the `PyGILState_Ensure` that created the thread state, undone
-    /// when the thread exits.
-    gil_state: Option<ffi::PyGILState_STATE>,
-    attached: bool,
-    /// The last measured attach waited for the GIL (see [`GATHER_TIME`]).
-    contended: bool,
-    /// Attaches so far (wrapping), for [`CONTENTION_SAMPLE_INTERVAL`].
-    n_attaches: u32,
-    ran: Vec<Ran>,
-    batch_started: Option<Instant>,
-}
-
-impl WorkerThread {
-    const fn new() -> Self {
-        Self {
-            thread_state: std::ptr::null_mut(),
-            gil_state: None,
-            attached: false,
-            contended: false,
-            n_attaches: 0,
-            ran: Vec::new(),
-            batch_started: None,
-        }
+/// Sends a pinned value whose cown died to the main thread to be dropped
+/// there: at once if this is the main thread (attached), else as a counted
+/// main-side behavior (so `pump_fd()` and the waker tell the host loop, and
+/// `wait()` waits for it); if no behavior can be scheduled (interpreter
+/// exit), it waits in the graveyard for the main thread.
+pub(crate) fn drop_pinned(value: Py<PyAny>) {
+    let attached = is_attached();
+    if attached && is_main_thread() {
+        drop(value);
+        return;
     }
-
-    fn attach(&mut self) {
-        if self.attached {
-            return;
-        }
-        if self.contended {
-            std::thread::sleep(GATHER_TIME);
-        }
-        // Contention is a state that lasts: look every few attaches, and at
-        // every one while it lasts (the sleep dwarfs the clock then).
-        self.n_attaches = self.n_attaches.wrapping_add(1);
-        let measure = gil_enabled() && (self.contended || self.n_attaches % CONTENTION_SAMPLE_INTERVAL == 0);
-        let started = measure.then(Instant::now);
-        if self.gil_state.is_none() {
-            // SAFETY: the interpreter is initialized (boc was imported) and
-            // not finalizing (boc stops its workers at exit, before
-            // finalization); creates this thread's state and attaches.
-            self.gil_state = Some(unsafe { ffi::PyGILState_Ensure() });
+    let mut value = Some(value);
+    if exit::phase() != exit::CLOSED
+        && let Some(runtime) = RUNTIME.get()
+    {
+        // Attached, a pool may be started for it; detached (rare: a queue
+        // dropping an unrun behavior), only the current one is used.
+        let running = if attached {
+            runtime.enter().ok()
         } else {
-            // SAFETY: `thread_state` is this thread's, saved by `detach`.
-            unsafe { ffi::PyEval_RestoreThread(self.thread_state) };
-        }
-        self.attached = true;
-        let now = Instant::now();
-        if let Some(started) = started {
-            self.contended = now.duration_since(started) > CONTENDED_ATTACH;
-        }
-        self.batch_started = Some(now);
-    }
-
-    fn detach(&mut self) {
-        if self.attached {
-            // SAFETY: attached on this thread; keeps the thread state.
-            self.thread_state = unsafe { ffi::PyEval_SaveThread() };
-            self.attached = false;
+            runtime.current().filter(|running| running.terminator.try_increment())
+        };
+        if let Some(running) = running {
+            let dispatcher = Arc::clone(&running);
+            let payload = PinnedDrop::new(value.take().expect("taken once"), Counted(running));
+            // SAFETY: an empty request set; `dispatcher` outlives the call,
+            // and the behavior is dispatched (pushed to the main queue)
+            // before `schedule` returns.
+            unsafe { boc_core::schedule(std::iter::empty(), payload, PINNED, &*dispatcher) };
         }
     }
-
-    /// Detaches, then releases the batch.
-    fn flush(&mut self) {
-        self.detach();
-        self.ran.clear();
-        self.batch_started = None;
-    }
-
-    fn batch_is_full(&self) -> bool {
-        self.ran.len() >= MAX_BATCH || self.batch_started.is_some_and(|started| started.elapsed() >= MAX_BATCH_TIME)
+    if let Some(value) = value {
+        bury(Graveyard { value: Some(value), pinned: true, report: false, origin: None });
     }
 }
 
-impl Drop for WorkerThread {
-    fn drop(&mut self) {
-        self.flush();
-        if let Some(gil_state) = self.gil_state.take() {
-            // SAFETY: undoes the `PyGILState_Ensure` of the first batch, on
-            // the same thread, attached again as it requires.
-            unsafe {
-                ffi::PyEval_RestoreThread(self.thread_state);
-                ffi::PyGILState_Release(gil_state);
-            }
-        }
-    }
-}
-
-impl Runner<Ready> for Workers {
-    fn run(&self, behavior: Ready) {
-        WORKER.with(|worker| {
-            let first_of_batch = !worker.borrow().attached;
-            worker.borrow_mut().attach();
-            if first_of_batch {
-                // SAFETY: attached just above.
-                drain_graveyard(unsafe { Python::assume_attached() }, false);
-            }
-            // Not borrowed while the body runs.
-            let ran = behavior.run_held();
-            let mut worker = worker.borrow_mut();
-            worker.ran.push(ran);
-            if worker.batch_is_full() {
-                worker.flush();
-            }
-        });
-    }
-
-    fn idle(&self) {
-        WORKER.with(|worker| worker.borrow_mut().flush());
-    }
+/// Whether this thread is attached to the interpreter. CPython's own
+/// answer; it is always "yes" in a process that created a
+/// sub-interpreter, which boc's module cannot be imported into.
+pub(crate) fn is_attached() -> bool {
+    // SAFETY: no preconditions; callable detached.
+    unsafe { pyo3::ffi::PyGILState_Check() != 0 }
 }
 
 /// What a cown left behind that needs the interpreter (or the main thread)
@@ -709,24 +776,10 @@ pub(crate) fn drain_graveyard(py: Python<'_>, on_main: bool) {
         if entry.report
             && let Some(exception) = &entry.value
         {
-            report_unretrieved(py, exception.bind(py), entry.origin.as_deref());
+            crate::report::report(py, exception.bind(py), entry.origin.as_deref());
         }
         // Dropped here, attached (on main for a pinned value).
         drop(entry);
-    }
-}
-
-fn report_unretrieved(py: Python<'_>, exception: &Bound<'_, PyAny>, origin: Option<&str>) {
-    let origin = origin.map_or_else(String::new, |origin| format!(" {origin}"));
-    let message = format!("exception in behavior{origin} was never retrieved");
-    let logged = (|| -> PyResult<()> {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("exc_info", exception)?;
-        py.import("logging")?.call_method1("getLogger", ("boc",))?.call_method("error", (message,), Some(&kwargs))?;
-        Ok(())
-    })();
-    if let Err(error) = logged {
-        error.write_unraisable(py, None);
     }
 }
 
@@ -736,8 +789,8 @@ fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&StarvationReport) + 
     move |report| {
         let message = report.to_string();
         // The watchdog's own thread, outside any protocol; nothing to do
-        // if the interpreter is finalizing.
-        Python::try_attach(|py| {
+        // once boc has shut down for interpreter exit.
+        exit::attach(|py| {
             let delivered = match &on_starve {
                 Some(on_starve) => on_starve.call1(py, (message,)).map(drop),
                 None => py
@@ -766,7 +819,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for WarnMs {
         if warn_ms.is_none() {
             return Ok(Self::Off);
         }
-        Ok(Self::After(millis_arg("warn_ms", &warn_ms, "to turn the watchdog off")?))
+        // A threshold too large to represent is never reached.
+        Ok(Self::After(millis_arg("warn_ms", &warn_ms, "to turn the watchdog off")?.unwrap_or(Duration::MAX)))
     }
 }
 
@@ -779,18 +833,24 @@ impl<'a, 'py> FromPyObject<'a, 'py> for WarnMs {
 /// the `boc` logger (WARNING). It warns; it never raises.
 #[pyfunction]
 #[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
-pub(crate) fn set_pump_watchdog(warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    let on_starve =
-        optional_callable(on_starve, "on_starve must be a callable taking the message (or None for the boc logger)")?;
-    let config = if let WarnMs::After(threshold) = warn_ms {
-        let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
-        Some(WatchdogConfig::new(threshold).with_sink(sink))
-    } else {
-        None
-    };
-    let runtime = runtime()?;
-    runtime.watchdog_on.store(config.is_some(), Ordering::Relaxed);
-    runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
+pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    exit::call(py, || {
+        let on_starve = optional_callable(
+            on_starve,
+            "on_starve must be a callable taking the message (or None for the boc logger)",
+        )?;
+        let config = if let WarnMs::After(threshold) = warn_ms {
+            let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
+            Some(WatchdogConfig::new(threshold).with_sink(sink))
+        } else {
+            None
+        };
+        let runtime = runtime()?;
+        runtime.watchdog_on.store(config.is_some(), Ordering::Relaxed);
+        *runtime.exit_grace.lock().unwrap_or_else(PoisonError::into_inner) =
+            config.as_ref().map_or(DEFAULT_EXIT_GRACE, |config| config.threshold);
+        runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
+    })
 }
 
 /// A file descriptor that is readable while main-side work waits: watch it
@@ -805,7 +865,7 @@ pub(crate) fn pump_fd() -> PyResult<i32> {
 }
 
 /// Calls a Python waker on its own thread: the runtime signals it from
-/// inside the release protocol, where no thread may attach.
+/// inside the protocol, which must not call Python (SPEC §5 rule 2).
 struct WakerThread {
     callback: Py<PyAny>,
     state: Mutex<WakerState>,
@@ -831,7 +891,7 @@ impl WakerThread {
                 }
                 state.pending = false;
             }
-            let attached = Python::try_attach(|py| {
+            let attached = exit::attach(|py| {
                 if let Err(error) = self.callback.call0(py) {
                     error.write_unraisable(py, None);
                 }
@@ -858,35 +918,37 @@ impl WakerThread {
 /// the main thread: it must only post work to the host loop (for example
 /// `loop.call_soon_threadsafe(...)`), never pump itself.
 #[pyfunction]
-pub(crate) fn set_pump_waker(callback: &Bound<'_, PyAny>) -> PyResult<()> {
-    let runtime = runtime()?;
-    let waker = if callback.is_none() {
-        None
-    } else if !callback.is_callable() {
-        return Err(PyTypeError::new_err(format!(
-            "set_pump_waker() takes a callable with no arguments (or None to remove it), not {}",
-            type_name(callback)
-        )));
-    } else {
-        let waker = Arc::new(WakerThread {
-            callback: callback.clone().unbind(),
-            state: Mutex::new(WakerState::default()),
-            signal: Condvar::new(),
-        });
-        let thread_waker = Arc::clone(&waker);
-        std::thread::Builder::new()
-            .name("boc-pump-waker".into())
-            .spawn(move || thread_waker.run())
-            .map_err(|error| PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}")))?;
-        Some(waker)
-    };
-    let signal = waker.clone().map(|waker| Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>);
-    runtime.main.set_waker(signal);
-    let previous = std::mem::replace(&mut *runtime.waker.lock().unwrap_or_else(PoisonError::into_inner), waker);
-    if let Some(previous) = previous {
-        previous.close();
-    }
-    Ok(())
+pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyResult<()> {
+    crate::exit::call(py, || {
+        let runtime = runtime()?;
+        let waker = if callback.is_none() {
+            None
+        } else if !callback.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "set_pump_waker() takes a callable with no arguments (or None to remove it), not {}",
+                type_name(callback)
+            )));
+        } else {
+            let waker = Arc::new(WakerThread {
+                callback: callback.clone().unbind(),
+                state: Mutex::new(WakerState::default()),
+                signal: Condvar::new(),
+            });
+            let thread_waker = Arc::clone(&waker);
+            std::thread::Builder::new()
+                .name("boc-pump-waker".into())
+                .spawn(move || thread_waker.run())
+                .map_err(|error| PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}")))?;
+            Some(waker)
+        };
+        let signal = waker.clone().map(|waker| Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>);
+        runtime.main.set_waker(signal);
+        let previous = std::mem::replace(&mut *runtime.waker.lock().unwrap_or_else(PoisonError::into_inner), waker);
+        if let Some(previous) = previous {
+            previous.close();
+        }
+        Ok(())
+    })
 }
 
 /// `_after_fork_in_child()`, registered with `os.register_at_fork`: a
@@ -906,6 +968,14 @@ pub(crate) fn _after_fork_in_child() {
         Err(std::sync::TryLockError::WouldBlock) => return,
     };
     if let Some(running) = state.take() {
+        // Forked inside a behavior, this thread is one of that pool's
+        // workers, the child's only thread: the pool shuts down, so once the
+        // body returns the worker ends, and with it the child, as a
+        // threading.Thread that forked would. (`shutdown` only signals on a
+        // worker; elsewhere it would join threads the child does not have.)
+        if running.pool.is_worker_thread() {
+            running.pool.shutdown();
+        }
         std::mem::forget(running);
     }
 }

@@ -138,3 +138,17 @@ def test_one_attachment_at_a_time_across_tk_and_asyncio(root):
 
         asyncio.run(main())
     boc.tk.attach(root).detach()
+
+
+def test_an_attachment_whose_root_was_destroyed_does_not_block_the_next(display):
+    gone = tkinter.Tk()
+    gone.withdraw()
+    boc.tk.attach(gone)  # never detached
+    gone.destroy()
+    fresh = tkinter.Tk()
+    fresh.withdraw()
+    try:
+        with boc.tk.attach(fresh) as attachment:
+            assert attachment.attached
+    finally:
+        fresh.destroy()

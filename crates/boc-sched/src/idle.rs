@@ -274,9 +274,13 @@ impl Idle {
     /// Steps P1–P5 for worker `worker_idx`, which found no task anywhere.
     ///
     /// `is_shutdown` and `has_work` are the P4 re-check; they are called
-    /// once, in that order, after the P3 fence. Returns when there may be
-    /// work again (or the worker must exit); spurious returns are harmless
-    /// since the caller looks for work and comes back here.
+    /// once, in that order, after the P3 fence. `block` runs the blocking
+    /// part of P5 (the closure it is given): it must call that closure
+    /// exactly once, and may wrap it (a binding detaches from its
+    /// interpreter around it); it is not called when the worker does not
+    /// sleep. Returns when there may be work again (or the worker must
+    /// exit); spurious returns are harmless since the caller looks for work
+    /// and comes back here.
     pub(crate) fn park(
         &self,
         worker_idx: usize,
@@ -284,6 +288,7 @@ impl Idle {
         parker: &Parker,
         is_shutdown: impl FnOnce() -> bool,
         has_work: impl FnOnce() -> bool,
+        block: impl FnOnce(&mut dyn FnMut()),
     ) -> Wake {
         let state = &self.sleepers[worker_idx].state;
         state.store(SLEEPING, Ordering::SeqCst); // P1
@@ -308,9 +313,11 @@ impl Idle {
 
         // P5.
         self.n_parked.fetch_add(1, Ordering::Relaxed);
-        while state.load(Ordering::SeqCst) != NOTIFIED {
-            parker.park();
-        }
+        block(&mut || {
+            while state.load(Ordering::SeqCst) != NOTIFIED {
+                parker.park();
+            }
+        });
         self.n_parked.fetch_sub(1, Ordering::Relaxed);
         state.store(AWAKE, Ordering::SeqCst);
         self.counts.fetch_sub(IDLE_UNIT, Ordering::SeqCst);

@@ -58,5 +58,5 @@ mod worker;
 mod loom_tests;
 
 pub use crate::error::Error;
-pub use crate::pool::{Pool, Runner, default_workers};
+pub use crate::pool::{Pool, PoolOptions, Runner, default_workers};
 pub use crate::terminator::Terminator;

@@ -91,6 +91,7 @@ impl Model {
                 parker,
                 || self.is_shutdown.load(Ordering::SeqCst),
                 || !self.queue.is_empty(),
+                |park| park(),
             );
             match wake {
                 Wake::Work { searching: now } => searching = now,

@@ -47,13 +47,60 @@ pub trait Runner<T>: Send + Sync + 'static {
     /// [`Pool::n_panics`], and the worker lives on.
     fn run(&self, task: T);
 
-    /// Called on a worker thread when it has found no work, just before it
-    /// parks. Default: nothing.
+    /// Runs a worker thread's whole life: `work` is the worker loop, which
+    /// returns when the pool shuts down. Called once per worker, on its
+    /// thread, and must call `work` exactly once. Default: calls `work`.
     ///
-    /// A binding uses this to detach from the Python interpreter between
-    /// batches. It must not block for long: while it runs, the worker may
-    /// still count as searching, which holds back wakeups of its siblings.
-    fn idle(&self) {}
+    /// A binding sets up per-thread state here that should last across
+    /// tasks (the Python binding attaches the thread to the interpreter for
+    /// its whole life and detaches only while it parks, see [`park`]).
+    ///
+    /// [`park`]: Runner::park
+    fn worker_thread(&self, work: &mut dyn FnMut()) {
+        work();
+    }
+
+    /// Blocks the calling worker, which found no work anywhere, until it is
+    /// woken: `park` is the blocking step and must be called exactly once.
+    /// Default: calls `park`.
+    ///
+    /// A binding wraps it to leave a context it must not block in (the
+    /// Python binding detaches from the interpreter around it). It is only
+    /// called when the worker really sleeps, not when its last look finds
+    /// work, so the wrapper's cost is paid once per sleep.
+    fn park(&self, park: &mut dyn FnMut()) {
+        park();
+    }
+}
+
+/// How a [`Pool`]'s threads are made.
+///
+/// ```
+/// use boc_sched::PoolOptions;
+///
+/// let options = PoolOptions::default().stack_size(8 << 20);
+/// assert_eq!(options.stack_size_bytes(), Some(8 << 20));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolOptions {
+    stack_size: Option<usize>,
+}
+
+impl PoolOptions {
+    /// Each worker thread gets a stack of `bytes` (rounded up by the
+    /// operating system to its granularity). Default: the Rust standard
+    /// library's (2 MiB unless `RUST_MIN_STACK` says otherwise), which is
+    /// smaller than a C or Python thread's on most systems: a runtime whose
+    /// tasks recurse deeply (a Python binding) should ask for what the
+    /// host's own threads get.
+    pub fn stack_size(self, bytes: usize) -> Self {
+        Self { stack_size: Some(bytes) }
+    }
+
+    /// The stack size asked for, if any.
+    pub fn stack_size_bytes(&self) -> Option<usize> {
+        self.stack_size
+    }
 }
 
 /// State shared by the pool handle and its workers.
@@ -71,7 +118,8 @@ pub(crate) struct Shared<T: Send + 'static, R: Runner<T>> {
     /// it `SLEEPING` and wakes it. The store also releases every spawn that
     /// happened before `shutdown` to the workers that read it.
     pub(crate) is_shutdown: AtomicBool,
-    /// Panics that escaped `Runner::run` or `Runner::idle`.
+    /// Panics that escaped the runner's hooks (`Runner::run`, `park`,
+    /// `worker_thread`).
     ///
     /// Incremented by workers, read by [`Pool::n_panics`]; Relaxed, it is a
     /// statistic and orders nothing.
@@ -167,6 +215,24 @@ impl<T: Send + 'static, R: Runner<T>> Pool<T, R> {
     /// workers already started are stopped and joined first);
     /// [`Error::TooManyWorkers`] above the supported maximum.
     pub fn new(n_workers: usize, runner: Arc<R>) -> Result<Self, Error> {
+        Self::with_options(n_workers, runner, PoolOptions::default())
+    }
+
+    /// [`Pool::new`], with the worker threads made as `options` says.
+    ///
+    /// ```
+    /// # use boc_sched::{Pool, PoolOptions, Runner};
+    /// # use std::sync::Arc;
+    /// # struct Nothing;
+    /// # impl Runner<()> for Nothing { fn run(&self, _: ()) {} }
+    /// let pool = Pool::with_options(1, Arc::new(Nothing), PoolOptions::default().stack_size(8 << 20))?;
+    /// # Ok::<(), boc_sched::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::new`].
+    pub fn with_options(n_workers: usize, runner: Arc<R>, options: PoolOptions) -> Result<Self, Error> {
         if n_workers > MAX_WORKERS {
             return Err(Error::TooManyWorkers { requested: n_workers, max: MAX_WORKERS });
         }
@@ -184,9 +250,11 @@ impl<T: Send + 'static, R: Runner<T>> Pool<T, R> {
         let mut handles = Vec::with_capacity(n_workers);
         for (worker_idx, (deque, parker)) in deques.into_iter().zip(parkers).enumerate() {
             let worker_shared = Arc::clone(&shared);
-            let spawned = thread::Builder::new()
-                .name(format!("boc-worker-{worker_idx}"))
-                .spawn(move || worker::run(worker_shared, worker_idx, deque, parker));
+            let mut builder = thread::Builder::new().name(format!("boc-worker-{worker_idx}"));
+            if let Some(stack_size) = options.stack_size {
+                builder = builder.stack_size(stack_size);
+            }
+            let spawned = builder.spawn(move || worker::run(worker_shared, worker_idx, deque, parker));
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(error) => {
@@ -256,7 +324,7 @@ impl<T: Send + 'static, R: Runner<T>> Pool<T, R> {
         self.shared.idle.n_parked()
     }
 
-    /// Panics that escaped [`Runner::run`] or [`Runner::idle`] and were
+    /// Panics that escaped [`Runner::run`] (or another [`Runner`] hook) and were
     /// caught by the pool. The first one also prints a note to stderr.
     pub fn n_panics(&self) -> usize {
         self.shared.n_panics.load(Ordering::Relaxed)

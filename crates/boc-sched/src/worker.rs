@@ -158,6 +158,7 @@ pub(crate) fn run<T: Send + 'static, R: Runner<T>>(
 ) {
     let local = Rc::new(Local { pool_addr: shared.addr(), deque, next: Cell::new(None) });
     let _current = CurrentGuard::enter(local.pool_addr, local.clone());
+    let runner = Arc::clone(&shared.runner);
     let mut worker = WorkerThread {
         shared,
         local,
@@ -168,7 +169,13 @@ pub(crate) fn run<T: Send + 'static, R: Runner<T>>(
         tick: 0,
         rng: XorShift::new(worker_idx),
     };
-    worker.run_loop();
+    let mut work = || worker.run_loop();
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| runner.worker_thread(&mut work))) {
+        // The loop itself does not panic (it catches the runner's panics);
+        // this one came from the hook, which can no longer run the loop.
+        worker.shared.record_panic("Runner::worker_thread");
+        drop(payload);
+    }
 }
 
 struct WorkerThread<T: Send + 'static, R: Runner<T>> {
@@ -198,13 +205,13 @@ impl<T: Send + 'static, R: Runner<T>> WorkerThread<T, R> {
                 self.run_task(task);
                 continue;
             }
-            self.idle_hook();
             let wake = self.shared.idle.park(
                 self.worker_idx,
                 self.searching,
                 &self.parker,
                 || self.shared.is_shutdown.load(Ordering::SeqCst),
                 || self.has_work(),
+                |park| Self::park_through(&self.shared, park),
             );
             match wake {
                 Wake::Work { searching } => self.searching = searching,
@@ -294,11 +301,22 @@ impl<T: Send + 'static, R: Runner<T>> WorkerThread<T, R> {
         }
     }
 
-    fn idle_hook(&self) {
-        let runner = &self.shared.runner;
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| runner.idle())) {
-            self.shared.record_panic("Runner::idle");
+    /// Blocks through the runner's [`Runner::park`] hook. A hook that
+    /// panics, or returns without calling `park`, must not leave the worker
+    /// spinning: it then parks here.
+    fn park_through(shared: &Shared<T, R>, park: &mut dyn FnMut()) {
+        let mut parked = false;
+        let mut park_once = || {
+            parked = true;
+            park();
+        };
+        let hooked = panic::catch_unwind(AssertUnwindSafe(|| shared.runner.park(&mut park_once)));
+        if let Err(payload) = hooked {
+            shared.record_panic("Runner::park");
             drop(payload);
+        }
+        if !parked {
+            park();
         }
     }
 }

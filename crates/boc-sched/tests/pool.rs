@@ -465,3 +465,100 @@ fn absurd_worker_counts_are_an_error() {
     assert!(matches!(error, Error::TooManyWorkers { requested: usize::MAX, .. }));
     assert!(error.to_string().starts_with("too many workers"));
 }
+
+thread_local! {
+    /// Set by `Hooked::worker_thread` around the worker loop.
+    static INSIDE_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records what the thread and park hooks see; its park hook either wraps
+/// the sleep or (a buggy hook) forgets to call it.
+#[derive(Default)]
+struct Hooked {
+    n_threads: AtomicUsize,
+    n_parks: AtomicUsize,
+    forget_to_park: bool,
+    ran_outside_hook: AtomicBool,
+    in_flight: Terminator,
+}
+
+impl Runner<Job> for Hooked {
+    fn run(&self, job: Job) {
+        if !INSIDE_HOOK.with(std::cell::Cell::get) {
+            self.ran_outside_hook.store(true, Ordering::Relaxed);
+        }
+        job();
+        self.in_flight.decrement();
+    }
+
+    fn worker_thread(&self, work: &mut dyn FnMut()) {
+        self.n_threads.fetch_add(1, Ordering::Relaxed);
+        INSIDE_HOOK.with(|inside| inside.set(true));
+        work();
+        INSIDE_HOOK.with(|inside| inside.set(false));
+    }
+
+    fn park(&self, park: &mut dyn FnMut()) {
+        self.n_parks.fetch_add(1, Ordering::Relaxed);
+        if !self.forget_to_park {
+            park();
+        }
+    }
+}
+
+#[test]
+fn hooks_wrap_each_worker_thread_and_each_sleep() {
+    let runner = Arc::new(Hooked::default());
+    let pool = Pool::new(2, Arc::clone(&runner)).unwrap();
+    wait_until("both workers to park", || pool.n_parked() == 2);
+    let parks_before = runner.n_parks.load(Ordering::Relaxed);
+    assert!(parks_before >= 2, "every sleep goes through the park hook");
+    for _ in 0..100 {
+        runner.in_flight.increment();
+        pool.spawn(Box::new(|| {}));
+    }
+    assert!(runner.in_flight.wait_idle(Some(PATIENCE)));
+    wait_until("both workers to park again", || pool.n_parked() == 2);
+    pool.shutdown();
+    assert_eq!(runner.n_threads.load(Ordering::Relaxed), 2, "one worker_thread call per worker");
+    assert!(!runner.ran_outside_hook.load(Ordering::Relaxed), "tasks run inside worker_thread");
+}
+
+#[test]
+fn a_park_hook_that_does_not_park_does_not_make_workers_spin() {
+    let runner = Arc::new(Hooked { forget_to_park: true, ..Hooked::default() });
+    let pool = Pool::new(2, Arc::clone(&runner)).unwrap();
+    wait_until("both workers to park", || pool.n_parked() == 2);
+    // Asleep, not spinning through the hook: the count of hook calls stays put.
+    let parks = runner.n_parks.load(Ordering::Relaxed);
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(runner.n_parks.load(Ordering::Relaxed), parks);
+    runner.in_flight.increment();
+    pool.spawn(Box::new(|| {}));
+    assert!(runner.in_flight.wait_idle(Some(PATIENCE)));
+}
+
+/// Recurses `depth` frames of `FRAME` bytes each; returns a checksum so the
+/// frames are not optimized away.
+#[inline(never)]
+fn deep(depth: usize) -> u64 {
+    const FRAME: usize = 1024;
+    let mut frame = [0_u8; FRAME];
+    frame[depth % FRAME] = 1;
+    let frame = std::hint::black_box(frame);
+    if depth == 0 { 0 } else { deep(depth - 1) + u64::from(frame[depth % FRAME]) }
+}
+
+#[test]
+fn workers_get_the_stack_size_asked_for() {
+    // About 6 MiB of frames: more than the standard library's default
+    // 2 MiB thread stack, well within the 32 MiB asked for.
+    let runner = Arc::new(Closures::default());
+    let options = boc_sched::PoolOptions::default().stack_size(32 << 20);
+    let pool = Pool::with_options(1, Arc::clone(&runner), options).unwrap();
+    let (sender, receiver) = mpsc::channel();
+    runner.in_flight.increment();
+    pool.spawn(Box::new(move || sender.send(deep(6 * 1024)).unwrap()));
+    assert_eq!(receiver.recv_timeout(PATIENCE).unwrap(), 6 * 1024);
+    assert!(runner.in_flight.wait_idle(Some(PATIENCE)));
+}

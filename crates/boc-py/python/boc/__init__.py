@@ -215,18 +215,10 @@ def noticeboard() -> Mapping[str, Any]:
     return _Noticeboard(_boc._noticeboard())
 
 
-def _shutdown_at_exit() -> None:
-    # Worker threads hold interpreter thread states: stop them before the
-    # interpreter finalizes. Behaviors still scheduled run first.
-    try:
-        _boc.stop()
-    except BaseException:  # exiting: report, never raise
-        import logging
-
-        logging.getLogger("boc").exception("boc could not finish its behaviors at exit")
-
-
-atexit.register(_shutdown_at_exit)
+# The exit-time stop: runs what is still scheduled, then stops the workers
+# before the interpreter finalizes (worker threads hold interpreter thread
+# states). See docs/python.md, "Interpreter exit".
+atexit.register(_boc._shutdown_at_exit)
 
 if hasattr(os, "register_at_fork"):
     # A forked child inherits no worker threads: drop the dead pool there so

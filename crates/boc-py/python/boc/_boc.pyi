@@ -32,6 +32,7 @@ __all__ = [
     "_noticeboard",
     "_state",
     "_after_fork_in_child",
+    "_shutdown_at_exit",
 ]
 
 _T = TypeVar("_T")
@@ -365,3 +366,9 @@ def _state() -> _State:
 def _after_fork_in_child() -> None:
     """Registered with ``os.register_at_fork``: forget the worker pool a forked
     child inherited (it has no threads); the next ``@when`` starts a fresh one."""
+
+def _shutdown_at_exit() -> None:
+    """boc's ``atexit`` handler, the exit-time stop: runs what is still
+    scheduled, stops the workers, reports unretrieved exceptions; from then
+    on no boc thread attaches to the interpreter. See docs/python.md,
+    "Interpreter exit"."""

@@ -30,8 +30,15 @@ _active: object | None = None
 
 
 def claim(attachment: object) -> None:
-    """Records `attachment` as the one pumping; ``RuntimeError`` if another is."""
+    """Records `attachment` as the one pumping; ``RuntimeError`` if another is.
+
+    An attachment whose host is gone (its asyncio loop closed, its Tk root
+    destroyed) without a ``detach()`` no longer pumps anything: it is
+    detached here rather than blocking every later attachment.
+    """
     global _active
+    if _active is not None and _active._host_gone():  # type: ignore[attr-defined]
+        _active.detach()  # type: ignore[attr-defined]
     if _active is not None:
         raise RuntimeError(
             f"boc is already attached to a host loop ({_active!r}); detach() it before attaching another"

@@ -78,6 +78,10 @@ class Attachment:
         """True until :meth:`detach`."""
         return self._attached
 
+    def _host_gone(self) -> bool:
+        """True once the loop is closed: it will never pump again."""
+        return self._loop.is_closed()
+
     @property
     def uses_reader(self) -> bool:
         """True if the loop watches boc's descriptor; false if boc's waker

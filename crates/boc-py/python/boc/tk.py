@@ -81,6 +81,13 @@ class Attachment:
         """True until :meth:`detach`."""
         return self._attached
 
+    def _host_gone(self) -> bool:
+        """True once the root was destroyed: it will never pump again."""
+        try:
+            return not self._root.winfo_exists()
+        except tkinter.TclError:  # the application was destroyed
+            return True
+
     def _pump(self) -> None:
         # A main-side body may run a nested Tk loop (root.update(), a modal
         # dialog): boc is not pumped again from inside it.
