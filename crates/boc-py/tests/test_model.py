@@ -1108,7 +1108,10 @@ class BocModel(RuleBasedStateMachine):
     @rule()
     @_step
     def collect_garbage(self):
-        gc.collect()
+        """The cycle collector on main, over the young generations: the
+        program's cycles are young, and a full collection scans every object
+        Hypothesis and pytest hold (tens of ms; the end of a program does one)."""
+        gc.collect(1)
 
     @rule(
         # Bounds too large to represent mean no bound (docs/python-misuse.md).
