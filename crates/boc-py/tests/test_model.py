@@ -902,25 +902,22 @@ class BocModel(RuleBasedStateMachine):
 
     def _drive(self, call):
         """Runs a pump/wait-like call; returns (its result, what it raised, the
-        behaviors run on main meanwhile, how many of this program's pinned
-        values were dropped on main meanwhile). A pinned value whose last
-        handle went away on another thread is dropped by a main-side behavior
-        of its own, which pump() counts as executed."""
+        behaviors run on main meanwhile, how many more behaviors it may have
+        run). A pinned value whose last handle went away on another thread is
+        dropped by a main-side behavior of its own, which pump() counts as
+        executed: there are at most as many as this program's pinned values
+        not dropped yet. (The previous program ended with every pinned value
+        dropped and nothing in flight.)"""
         with self.lock:
             start = len(self.runs)
-        n_dropped_before = len(DROPPED)
+        n_drops_possible = self._n_pinned_alive()
         try:
             outcome, error = call(), None
         except BaseException as caught:  # noqa: BLE001 (checked by _check_raised)
             outcome, error = None, caught
         with self.lock:
             window = [node for node, ident in self.runs[start:] if ident == MAIN_IDENT]
-        n_drops = sum(
-            1
-            for uid, ident, _ in DROPPED[n_dropped_before:]
-            if ident == MAIN_IDENT and uid in self.incarnation_of and self.incarnation_of[uid].pinned
-        )
-        return outcome, error, window, n_drops
+        return outcome, error, window, n_drops_possible
 
     def _n_pinned_alive(self) -> int:
         """This program's pinned values not dropped yet: at most that many drops can be queued."""
@@ -1134,8 +1131,8 @@ class BocModel(RuleBasedStateMachine):
             if max_behaviors is not None and report.executed == max_behaviors:
                 self.events.add("a pump ran max_behaviors")
             assert len(window) <= report.executed <= len(window) + n_drops, (
-                f"{what} returned {report} but ran {len(window)} behaviors ({window}) "
-                f"and dropped {n_drops} pinned values"
+                f"{what} returned {report} but ran {len(window)} behaviors ({window}), "
+                f"and at most {n_drops} drops of pinned values"
             )
             n_raised = sum(1 for node in window if node.plan.outcome == "raise")
             assert report.raised == n_raised, f"{what} returned {report}, but {n_raised} of {window} raised"
@@ -1208,7 +1205,7 @@ class BocModel(RuleBasedStateMachine):
             del error
             if report is not None:
                 assert len(window) <= report.executed <= len(window) + n_drops, (
-                    f"{what} returned {report} but ran {window} and dropped {n_drops} pinned values"
+                    f"{what} returned {report} but ran {window}, and at most {n_drops} drops of pinned values"
                 )
             time.sleep(0.0005)
         thread.join(1)
