@@ -378,8 +378,10 @@ class _ReportCatcher(logging.Handler):
 
 
 _example_ids = itertools.count()
-#: Behavior ids, unique across programs (a late report must not name another program's behavior).
+#: Behavior and cown ids, unique across programs: a late report or a late drop
+#: of a value must not be taken for one of another program's.
 _bids = itertools.count(1)
+_uids = itertools.count(1)
 
 
 class BocModel(RuleBasedStateMachine):
@@ -393,7 +395,6 @@ class BocModel(RuleBasedStateMachine):
         self.lock = threading.Lock()  # guards every record below that bodies touch
         self.failed = False
         self.workers = 1
-        self.uids = itertools.count(1)
         self.threads = itertools.count(1)
         self.clock = itertools.count(1)
         self.current: dict[str, Incarnation] = {}
@@ -533,7 +534,7 @@ class BocModel(RuleBasedStateMachine):
         """The cown `name` names now, made on first use (on the main thread)."""
         incarnation = self.current.get(name)
         if incarnation is None:
-            uid = next(self.uids)
+            uid = next(_uids)
             n_before = sum(1 for other in self.incarnations if other.name == name)
             label = name if n_before == 0 else f"{name}.{n_before + 1}"
             incarnation = Incarnation(name, label, uid, name in PINNED_NAMES)
@@ -583,7 +584,7 @@ class BocModel(RuleBasedStateMachine):
                 shown.append(f"[{', '.join(labels)}]")
         node.uids = sorted(uids)
         node.main_side = pinned or self.workers == 0
-        node.result_uid = next(self.uids)
+        node.result_uid = next(_uids)
         self.result_uid_of[node.bid] = node.result_uid
         self.producer_of[node.result_uid] = node
         node.min_version = parent.min_version if parent else len(self.history) - 1
