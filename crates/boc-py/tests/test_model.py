@@ -15,11 +15,14 @@ checks compare those records with the model:
 
 - every behavior runs exactly once, and after `wait()` everything
   scheduled has run (nothing lost);
-- behaviors scheduled from one thread (or one body) on a shared cown run in
-  scheduling order; with `workers=0` everything runs on the main thread, so
-  the order on every cown is the global scheduling order and the pump's
-  counts (`executed`, `raised`, `pending`) are exact;
-- two bodies holding a common cown never overlap;
+- behaviors on a shared cown run in the order of their `when` calls when
+  one call happened before the other (same thread or body; main and plain
+  threads before the chain was scheduled); with `workers=0` everything runs
+  on the main thread, so the order on every cown is the global scheduling
+  order and the pump's counts (`executed`, `raised`, `pending`) are exact;
+- two bodies holding a common cown never overlap, and a cown is free (its
+  `.value` readable from main) as soon as every behavior on it has returned,
+  even while a worker is blocked in a later body;
 - a body whose request set holds a `PinnedCown` runs on the main thread
   (with `workers=0`, every body does), and no other body does;
 - each exception lands on its result cown (`.exception` true, `.value` and
@@ -27,8 +30,11 @@ checks compare those records with the model:
   from a main-side body (or the first `Exception` under
   `pump(raise_on_error=True)`) also propagates out of the `pump()` or
   `wait()` that ran it, right after that body, the rest staying queued;
-  an exception never retrieved is reported on logger "boc" once its result
-  cown is gone, and a retrieved one never is;
+  an exception never retrieved is reported on logger "boc", naming its
+  behavior, once its result cown is gone, and a retrieved one never is;
+- `wait(timeout)` times out (saying what waits) while a worker is blocked,
+  `start()` with another count is refused while a pool runs, and `pump()`
+  and `wait()` raise `RuntimeError` inside a behavior;
 - messages are received at most once, per sender in send order, none is
   lost, and a receive at a quiet moment finds what is queued;
 - the noticeboard: a behavior sees every write that happened before it was
@@ -39,9 +45,19 @@ checks compare those records with the model:
 
 `BOC_MODEL_EXAMPLES` sets how many programs run (default 200);
 `cargo xtask fuzz` runs many more. A failure prints the shrunk program as
-Hypothesis steps (`state.schedule(plan=Plan(('c0', ('c1', 'c1')),
-outcome='abort'))`), and the first model violation names the behaviors
-involved (`b3 = when(c0, [c1, c1]) from main`).
+Hypothesis steps, and the model's findings name the behaviors involved
+(`b3 = when(c0, [c1, c1]) from main`). The steps replay by hand, outside
+Hypothesis, to debug a failure:
+
+    from test_model import BocModel, Plan
+    state = BocModel()
+    state.start(workers=0)
+    (r0,) = state.schedule(plans=[Plan(('c0', ('c1', 'c1')), outcome='abort')]).values
+    state.teardown()  # AssertionError listing what the model found, if anything
+
+Violations are collected and raised at teardown, not where they happen: a
+failure that depends on timing must not change what Hypothesis draws when
+it replays the program.
 """
 
 from __future__ import annotations
@@ -165,26 +181,29 @@ class Box:
 class Plan:
     """One behavior of a generated program, as drawn.
 
-    `targets`: cown names (`c*` ordinary, `p*` pinned), or tuples of names
-    passed as a list. `outcome`: `return`, or raise `ModelError` (`raise`),
-    `ModelAbort` (`abort`), `ModelInterrupt` (`interrupt`), `ModelExit`
-    (`exit`). `sends`: tags the body sends to. `receive`: `(tag, timeout,
-    with_after)` the body receives with (always with a timeout: a body that
-    waits forever may legitimately wait forever). `notice`: the body reads
-    the noticeboard (its first read through `notice_read` or through
-    `noticeboard()`), increments a key and writes another, then reads again.
-    `sleep`: the body sleeps 1 ms holding its cowns. `link`: the body
-    stores the cown of that name (as of scheduling) in the value of the
-    first cown it holds, and returns a value that refers to its own result
-    cown: cycles through cowns, which only the cycle collector frees.
-    `collect`: the body runs `gc.collect()` (on a worker, if it runs on
-    one). `misuse`: the body
-    calls `pump()` and `wait()`, which must raise `RuntimeError` inside a
-    behavior. `gate`: the body ends
-    by blocking in `receive` until the main thread opens its gate (which it
-    does before it pumps or waits: meanwhile the worker stays blocked, and
-    the cowns of behaviors that finished before must be free all the same).
-    `children`: plans the body schedules, in order, from inside itself.
+    - `targets`: cown names (`c*` ordinary, `p*` pinned), or tuples of names,
+      passed as a list.
+    - `outcome`: `return`, or raise `ModelError` (`raise`), `ModelAbort`
+      (`abort`), `ModelInterrupt` (`interrupt`) or `ModelExit` (`exit`).
+    - `sends`: tags the body sends to.
+    - `receive`: `(tag, timeout, with_after)` the body receives with (always
+      with a timeout: a body that waits forever may legitimately wait forever).
+    - `notice`: the body reads the noticeboard (its first read through
+      `notice_read` or through `noticeboard()`), increments a key and writes
+      another, then reads again.
+    - `sleep`: the body sleeps 1 ms holding its cowns.
+    - `link`: the body stores the cown of that name (as of scheduling) in the
+      value of the first cown it holds, and returns a value that refers to
+      its own result cown: cycles through cowns, which only the cycle
+      collector frees.
+    - `collect`: the body runs `gc.collect()` (on a worker, if it runs on one).
+    - `misuse`: the body calls `pump()`, `wait()` and `quiesce()`, which must
+      raise `RuntimeError` inside a behavior.
+    - `gate`: the body ends by blocking in `receive` until the main thread
+      opens its gate, which it does before it pumps or waits: meanwhile the
+      worker stays blocked, and the cowns of behaviors that finished before
+      must be free all the same.
+    - `children`: plans the body schedules, in order, from inside itself.
     """
 
     targets: tuple = ()
@@ -725,7 +744,9 @@ class BocModel(RuleBasedStateMachine):
             snapshot = {key: value for key, value in boc.noticeboard().items() if key in KEYS}
             main = boc.notice_read(KEY_MAIN, ABSENT)
         if main != snapshot.get(KEY_MAIN, ABSENT):
-            problems.append(f"notice_read saw {main!r} but noticeboard() {snapshot.get(KEY_MAIN, ABSENT)!r} in one snapshot")
+            problems.append(
+                f"notice_read saw {main!r} but noticeboard() {snapshot.get(KEY_MAIN, ABSENT)!r} in one snapshot"
+            )
         count = snapshot.get(KEY_COUNT, 0)
         body_value = snapshot.get(KEY_BODY, ABSENT)
         with self.lock:
@@ -925,7 +946,9 @@ class BocModel(RuleBasedStateMachine):
         dropped = {uid for uid, _, _ in DROPPED}
         return sum(1 for incarnation in self.incarnations if incarnation.pinned and incarnation.uid not in dropped)
 
-    def _check_raised(self, what: str, error: Optional[BaseException], window: list[Node], raise_on_error: bool) -> None:
+    def _check_raised(
+        self, what: str, error: Optional[BaseException], window: list[Node], raise_on_error: bool
+    ) -> None:
         """What a pump/wait-like call raised, against what the bodies it ran did."""
         for node in window[:-1] if error is not None else window:
             if node.plan.outcome in BASE_KINDS:
@@ -949,7 +972,9 @@ class BocModel(RuleBasedStateMachine):
             ) from error
         allowed = BASE_KINDS + (("raise",) if raise_on_error else ())
         if node.plan.outcome not in allowed:
-            raise AssertionError(f"{what} raised {error!r} from {node}, which should have stayed on its result cown") from error
+            raise AssertionError(
+                f"{what} raised {error!r} from {node}, which should have stayed on its result cown"
+            ) from error
         node.propagated = True
         self.events.add(f"{what.split('(')[0]}() raised {type(error).__name__} from a body")
 
@@ -979,7 +1004,9 @@ class BocModel(RuleBasedStateMachine):
                 f"after {what}(): on {incarnation.label}, ran {log} but scheduled {scheduled}"
             )
             if self.workers == 0:
-                assert log == scheduled, f"after {what}() (workers=0): on {incarnation.label}, ran {log} but scheduled {scheduled}"
+                assert log == scheduled, (
+                    f"after {what}() (workers=0): on {incarnation.label}, ran {log} but scheduled {scheduled}"
+                )
             if incarnation.cown is not None:
                 value = incarnation.cown.value
                 assert type(value) is Box and value.uid == incarnation.uid, f"{incarnation.label}.value is {value!r}"
