@@ -97,7 +97,7 @@ N_EXAMPLES = int(os.environ.get("BOC_MODEL_EXAMPLES", "200"))
 PATIENCE = 60.0
 #: How long a cown may stay busy after its last behavior returned (the
 #: runtime releases it right after the body; this only absorbs scheduling noise).
-RELEASE_PATIENCE = 1.0
+RELEASE_PATIENCE = 5.0
 
 MAIN_IDENT = threading.main_thread().ident
 
