@@ -317,12 +317,19 @@ pub(crate) fn describe_function(function: &Bound<'_, PyAny>) -> String {
 /// over, so every thread keeps the facts of the last [`MAX_CODE_FACTS`] code
 /// objects it saw. An entry holds its code object, so the address it is
 /// found by cannot be reused by another while cached.
+///
+/// Functions made by one `def` (closures, decorated copies) share a code
+/// object but each has its own `__qualname__`: the label is kept with the
+/// name object it was made from and made again when a function's name is
+/// another object.
 struct CodeFacts {
     code: Py<PyAny>,
     /// `Some((kind, what a call creates))` for a function whose call does
     /// not run its body.
     never_runs: Option<(&'static str, &'static str)>,
-    label: Option<Arc<str>>,
+    /// The last label made, with the `__qualname__` object it names (held,
+    /// so its address is not reused while cached).
+    label: Option<(Py<PyAny>, Arc<str>)>,
 }
 
 const MAX_CODE_FACTS: usize = 8;
@@ -388,8 +395,18 @@ fn never_runs(function: &Bound<'_, PyAny>) -> Option<(&'static str, &'static str
 
 /// The watchdog's name for a behavior running `function`.
 fn label_of(function: &Bound<'_, PyAny>) -> Arc<str> {
-    with_code_facts(function, |facts| Arc::clone(facts.label.get_or_insert_with(|| describe_function(function).into())))
-        .unwrap_or_else(|| describe_function(function).into())
+    let Ok(name) = function.getattr(intern!(function.py(), "__qualname__")) else {
+        return describe_function(function).into();
+    };
+    with_code_facts(function, |facts| match &facts.label {
+        Some((named, label)) if named.as_ptr() == name.as_ptr() => Arc::clone(label),
+        _ => {
+            let label: Arc<str> = describe_function(function).into();
+            facts.label = Some((name.clone().unbind(), Arc::clone(&label)));
+            label
+        }
+    })
+    .unwrap_or_else(|| describe_function(function).into())
 }
 
 /// The decorator `when(*cowns)` returns: validated arguments, waiting for

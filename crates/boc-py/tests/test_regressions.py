@@ -558,3 +558,30 @@ def test_boc_workers_is_held_to_the_bound_of_start():
     )
     assert result.returncode == 0, result.describe()
     assert "ValueError: BOC_WORKERS asks for 2000 workers, more than the 1024" in result.stdout, result.describe()
+
+
+def test_main_side_behaviors_sharing_code_are_named_by_their_own_function(caplog):
+    # Functions made by one `def` share a code object but not a name. The
+    # label of a main-side behavior was cached per code object, so the
+    # "never retrieved" report (and the watchdog) named the first function
+    # made for every later one. Found by the model test.
+    def make(name):
+        def body(p):
+            raise ValueError(name)
+
+        body.__name__ = body.__qualname__ = name
+        return body
+
+    pinned = PinnedCown(0)
+    for name in ("first_body", "second_body", "third_body"):
+        when(pinned)(make(name))  # the result cown is dropped: the exception is never retrieved
+    boc.pump()
+    boc.wait()
+    reports = {
+        str(record.exc_info[1]): record.getMessage()
+        for record in caplog.records
+        if "was never retrieved" in record.getMessage()
+    }
+    assert sorted(reports) == ["first_body", "second_body", "third_body"], reports
+    for name, message in reports.items():
+        assert f"exception in behavior {name} (" in message, message
