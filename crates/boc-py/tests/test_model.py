@@ -69,6 +69,7 @@ import itertools
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -383,6 +384,33 @@ def _makes_results(method):
         return multiple(*refs)
 
     return wrapper
+
+
+def _holders(obj: Any, depth: int = 4) -> str:
+    """What keeps `obj` alive, for a failure report: its referrers and
+    theirs, `depth` levels up, one line each (type and a short repr)."""
+    ignored = {id(sys._getframe())}
+    lines: list[str] = []
+    seen: set[int] = set()
+
+    def walk(target: Any, level: int) -> None:
+        referrers = gc.get_referrers(target)
+        ignored.add(id(referrers))
+        for referrer in referrers:
+            if id(referrer) in ignored or id(referrer) in seen or len(lines) >= 60:
+                continue
+            seen.add(id(referrer))
+            try:
+                shown = repr(referrer)
+            except Exception as error:  # noqa: BLE001 (a report, best effort)
+                shown = f"<repr failed: {error!r}>"
+            lines.append(f"{'  ' * level}<- {type(referrer).__name__} {shown[:160]}")
+            if level + 1 < depth and not isinstance(referrer, type(sys._getframe())):
+                walk(referrer, level + 1)
+        del referrers
+
+    walk(obj, 0)
+    return "\n".join(lines)
 
 
 class _ReportCatcher(logging.Handler):
@@ -1482,11 +1510,12 @@ class BocModel(RuleBasedStateMachine):
         for incarnation in self.incarnations:
             if incarnation.pinned and incarnation.uid not in dropped_on:
                 cown = incarnation.ref()
-                held_by = [type(referrer).__name__ for referrer in gc.get_referrers(cown)] if cown else []
+                held_by = _holders(cown) if cown is not None else ""
                 del cown
                 raise AssertionError(
                     f"the value of pinned {incarnation.label} was never dropped: the cown is "
-                    + (f"alive, referred to by {held_by}" if held_by else "gone, its value was kept")
+                    + (f"alive, held by:\n{held_by}" if held_by else "gone, its value was kept")
+                    + f"\nthreads: {[thread.name for thread in threading.enumerate()]}; state: {_boc._state()}"
                 )
         self.no_violations()
         self._assert_no_violations()
