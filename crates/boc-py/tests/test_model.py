@@ -438,6 +438,12 @@ class BocModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        # Everything alive before this program (Hypothesis's own records grow
+        # with every example) is hidden from the collector until teardown
+        # (`_clean_up` unfreezes it), so a program's full collections cost what
+        # the program made, not what the whole run has piled up: without
+        # this, a 1,000-example run took 22 times as long as 200 examples.
+        gc.freeze()
         self.example = next(_example_ids)
         self.lock = threading.Lock()  # guards every record below that bodies touch
         self.failed = False
@@ -1564,6 +1570,7 @@ class BocModel(RuleBasedStateMachine):
         finally:
             self.logger.removeHandler(self.catcher)
             self.logger.propagate = self.logger_propagate
+            gc.unfreeze()
 
 
 BocModel.TestCase.settings = settings(
