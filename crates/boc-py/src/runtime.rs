@@ -253,7 +253,7 @@ impl Runtime {
             }
             // None running, or the current one closed by a stop in progress
             // (it is idle): start a fresh one.
-            self.install(py, start_pool(py, self.n_workers()?)?, None)?;
+            self.install(py, start_pool(self.n_workers()?)?, None)?;
         }
     }
 
@@ -350,14 +350,12 @@ fn already_running(live: usize, asked: usize) -> PyErr {
 }
 
 /// Starts a pool of `n_workers` threads, each with the stack a Python
-/// thread would get. The threads attach to the interpreter as they start,
-/// so the caller detaches while it spawns them: if a later spawn fails,
-/// the pool joins the workers already started, which must be able to
-/// attach (and leave) meanwhile.
-fn start_pool(py: Python<'_>, n_workers: usize) -> PyResult<Arc<Running>> {
-    let options =
-        python_thread_stack_size(py).map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
-    let pool = crate::exit::detach(py, || Pool::with_options(n_workers, Arc::new(Workers), options))
+/// thread would get. The threads attach to the interpreter as they start:
+/// they wait for the caller's GIL, never the other way round.
+fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
+    let options = Python::attach(python_thread_stack_size)
+        .map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
+    let pool = Pool::with_options(n_workers, Arc::new(Workers), options)
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))?;
     let running = Arc::new(Running { terminator: Terminator::new(), pool, n_workers });
     POOLS.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&running));
@@ -424,7 +422,7 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
             };
         }
         *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
-        runtime.install(py, start_pool(py, runtime.n_workers()?)?, n_workers)
+        runtime.install(py, start_pool(runtime.n_workers()?)?, n_workers)
     })
 }
 
