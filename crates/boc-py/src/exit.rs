@@ -240,8 +240,12 @@ where
         note_activity(Activity::Waiting);
     }
     let held = WINDOWS.with(|windows| windows.replace(0));
-    N_ATTACHING.fetch_sub(held, Ordering::SeqCst);
     let value = py.detach(|| {
+        // Out of its windows only now, once fully detached: CPython's
+        // `drop_gil` still reads this thread's state after handing the GIL
+        // over, and a main thread let go by this decrement any earlier
+        // could finalize and free that state in between.
+        N_ATTACHING.fetch_sub(held, Ordering::SeqCst);
         let value = f();
         // The windows it held, plus one for the re-attach itself.
         N_ATTACHING.fetch_add(held + 1, Ordering::SeqCst);
