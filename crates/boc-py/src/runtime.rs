@@ -240,7 +240,8 @@ impl Runtime {
     }
 
     /// Counts a new behavior in on the current pool, starting one if none
-    /// runs (with the count `start` last asked for, else the default).
+    /// runs (with the count `start` last asked for, else the default). May
+    /// detach, to start the pool.
     fn enter(&self) -> PyResult<Arc<Running>> {
         // SAFETY: every caller is attached (`@when`, and `drop_pinned` only
         // when attached).
@@ -253,7 +254,7 @@ impl Runtime {
             }
             // None running, or the current one closed by a stop in progress
             // (it is idle): start a fresh one.
-            self.install(py, start_pool(self.n_workers()?)?, None)?;
+            self.install(py, start_pool(py, "when", self.n_workers()?)?, None)?;
         }
     }
 
@@ -323,20 +324,43 @@ impl Runtime {
 /// Every pool started and not joined yet, so that the exit-time stop can
 /// join them all: a pool that another thread is stopping may no longer be
 /// the current one.
-static POOLS: Mutex<Vec<Arc<Running>>> = Mutex::new(Vec::new());
+static POOLS: Mutex<Pools> = Mutex::new(Pools { started: Vec::new(), n_starting: 0, closed: false });
+
+/// Signalled when a pool start ends ([`Pools::n_starting`] went down).
+static POOL_STARTED: Condvar = Condvar::new();
+
+struct Pools {
+    /// Started, not joined yet.
+    started: Vec<Arc<Running>>,
+    /// Pools being started now (their threads spawn detached, and may
+    /// attach before the start returns): the exit-time stop waits for
+    /// them before it joins `started`.
+    n_starting: usize,
+    /// Set by the exit-time stop's [`join_all_pools`]: no pool starts any
+    /// more.
+    closed: bool,
+}
 
 /// Stops `running`'s workers and joins them (detached: each attaches once
 /// more as it exits, to drop its thread state). Returns once they are gone,
 /// also when another thread joins them.
 fn join(py: Python<'_>, running: &Arc<Running>) {
     exit::detach(py, || running.pool.shutdown());
-    POOLS.lock().unwrap_or_else(PoisonError::into_inner).retain(|pool| !Arc::ptr_eq(pool, running));
+    POOLS.lock().unwrap_or_else(PoisonError::into_inner).started.retain(|pool| !Arc::ptr_eq(pool, running));
 }
 
-/// Joins every pool not joined yet (the exit-time stop, once nothing is in
-/// flight).
+/// Joins every pool not joined yet, after the starts in progress have
+/// ended, and lets no pool start from now on (the exit-time stop, once
+/// nothing is in flight).
 pub(crate) fn join_all_pools(py: Python<'_>) {
-    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let pools = exit::detach(py, || {
+        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.closed = true;
+        while pools.n_starting > 0 {
+            pools = POOL_STARTED.wait(pools).unwrap_or_else(PoisonError::into_inner);
+        }
+        pools.started.clone()
+    });
     for running in &pools {
         join(py, running);
     }
@@ -350,16 +374,37 @@ fn already_running(live: usize, asked: usize) -> PyErr {
 }
 
 /// Starts a pool of `n_workers` threads, each with the stack a Python
-/// thread would get. The threads attach to the interpreter as they start:
-/// they wait for the caller's GIL, never the other way round.
-fn start_pool(n_workers: usize) -> PyResult<Arc<Running>> {
-    let options = Python::attach(python_thread_stack_size)
-        .map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
-    let pool = Pool::with_options(n_workers, Arc::new(Workers), options)
-        .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))?;
-    let running = Arc::new(Running { terminator: Terminator::new(), pool, n_workers });
-    POOLS.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&running));
-    Ok(running)
+/// thread would get, for `operation` (named in the error once the
+/// exit-time stop has joined the pools).
+///
+/// The threads attach to the interpreter as they start, so the caller
+/// detaches while it spawns them: if a later spawn fails, the pool joins
+/// the workers already started, which must be able to attach (and leave)
+/// meanwhile. The start is announced in [`POOLS`] before the first spawn,
+/// so the exit-time stop, which may run meanwhile, joins this pool too.
+fn start_pool(py: Python<'_>, operation: &str, n_workers: usize) -> PyResult<Arc<Running>> {
+    let options =
+        python_thread_stack_size(py).map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
+    {
+        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        if pools.closed {
+            return Err(errors::shut_down(operation));
+        }
+        pools.n_starting += 1;
+    }
+    exit::detach(py, || {
+        let pool = Pool::with_options(n_workers, Arc::new(Workers), options);
+        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.n_starting -= 1;
+        let running = pool.map(|pool| Arc::new(Running { terminator: Terminator::new(), pool, n_workers }));
+        if let Ok(running) = &running {
+            pools.started.push(Arc::clone(running));
+        }
+        drop(pools);
+        POOL_STARTED.notify_all();
+        running
+    })
+    .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))
 }
 
 /// The stack a `threading.Thread` started now would get (SPEC §5 rule 5):
@@ -422,7 +467,7 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
             };
         }
         *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
-        runtime.install(py, start_pool(runtime.n_workers()?)?, n_workers)
+        runtime.install(py, start_pool(py, "start", runtime.n_workers()?)?, n_workers)
     })
 }
 
@@ -994,7 +1039,9 @@ pub(crate) fn _after_fork_in_child() {
     }
     // None of the pools have threads in the child: never join them.
     if let Ok(mut pools) = POOLS.try_lock() {
-        std::mem::forget(std::mem::take(&mut *pools));
+        std::mem::forget(std::mem::take(&mut pools.started));
+        // A start in progress was on another thread: it is not in the child.
+        pools.n_starting = 0;
     }
 }
 

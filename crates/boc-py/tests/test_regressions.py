@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import select
 import sys
+import sysconfig
 import threading
 import time
 
@@ -585,3 +586,40 @@ def test_main_side_behaviors_sharing_code_are_named_by_their_own_function(caplog
     assert sorted(reports) == ["first_body", "second_body", "third_body"], reports
     for name, message in reports.items():
         assert f"exception in behavior {name} (" in message, message
+
+
+@pytest.mark.skipif(
+    "address-sanitizer" in (sysconfig.get_config_var("CONFIG_ARGS") or ""),
+    reason="AddressSanitizer reserves more address space than any RLIMIT_AS the test could set",
+)
+def test_a_pool_whose_second_worker_cannot_start_raises_instead_of_hanging():
+    # When a worker thread failed to spawn, the pool joined the workers
+    # already started while the caller still held the GIL those workers
+    # were waiting for to attach: a deadlock. Room for one worker's stack,
+    # not two, makes the second spawn fail. Found by a code survey.
+    result = run_program(
+        """
+        import resource, threading, boc
+        from boc import Cown, when
+        threading.stack_size(1 << 30)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm") as statm:
+            used = int(statm.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + (1536 << 20), hard))
+        try:
+            boc.start(workers=2)
+        except RuntimeError as error:
+            print("start refused:", error, flush=True)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        threading.stack_size(0)
+        @when(Cown(1))
+        def body(c):
+            return c.value + 1
+        boc.wait()
+        print("then ran:", body.value, flush=True)
+        """,
+        timeout=30,
+    )
+    result.expect(result.returncode == 0, "the program failed")
+    result.expect("start refused: cannot start the boc worker threads" in result.stdout, "start did not raise")
+    result.expect("then ran: 2" in result.stdout, "the runtime did not work after the failed start")
