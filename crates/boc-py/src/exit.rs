@@ -451,7 +451,10 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
         waiting.patience = Some((grace, &report));
         waiting.discard = interrupted;
         match errors::boundary(|| crate::runtime::wait_for_all(py, &waiting)) {
-            Ok(()) => break,
+            // Every pool joined, also one that a thread was starting as
+            // the stop began; or wait for what that one now runs.
+            Ok(()) if crate::runtime::join_all_pools(py) => break,
+            Ok(()) => {}
             Err(error) if error.is_instance_of::<PySystemExit>(py) => {
                 if status.is_none() {
                     status = system_exit_status(py, &error).map(ExitStatus::Code);
@@ -496,8 +499,9 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
         let noun = if n_discarded == 1 { "behavior was" } else { "behaviors were" };
         log(py, "warning", &format!("interrupted at interpreter exit: {n_discarded} {noun} dropped without running"));
     }
-    // Workers of a pool that another thread was stopping may still be
-    // exiting; none may be left once the interpreter finalizes.
+    // After `stop_without_pumping`: workers of a pool that another thread
+    // was stopping may still be exiting; none may be left once the
+    // interpreter finalizes.
     crate::runtime::join_all_pools(py);
     crate::report::report_alive_at_exit(py);
     join_refused(py);

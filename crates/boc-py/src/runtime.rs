@@ -349,10 +349,13 @@ fn join(py: Python<'_>, running: &Arc<Running>) {
     POOLS.lock().unwrap_or_else(PoisonError::into_inner).started.retain(|pool| !Arc::ptr_eq(pool, running));
 }
 
-/// Joins every pool not joined yet, after the starts in progress have
-/// ended, and lets no pool start from now on (the exit-time stop, once
-/// nothing is in flight).
-pub(crate) fn join_all_pools(py: Python<'_>) {
+/// Lets no pool start from now on, waits for the starts in progress, and
+/// joins every pool not joined yet that has nothing in flight (the
+/// exit-time stop, once nothing is in flight). False if one had: a start
+/// that was in progress has since counted in a behavior (from a thread
+/// that called `@when` before the stop began), which the stop must wait
+/// for, and then call this again.
+pub(crate) fn join_all_pools(py: Python<'_>) -> bool {
     let pools = exit::detach(py, || {
         let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
         pools.closed = true;
@@ -361,9 +364,17 @@ pub(crate) fn join_all_pools(py: Python<'_>) {
         }
         pools.started.clone()
     });
+    let mut all_idle = true;
     for running in &pools {
-        join(py, running);
+        // Closed once idle, so nothing counts in on it any more (a closed
+        // pool is already stopping).
+        if running.terminator.is_closed() || running.terminator.try_close_idle() {
+            join(py, running);
+        } else {
+            all_idle = false;
+        }
     }
+    all_idle
 }
 
 fn already_running(live: usize, asked: usize) -> PyErr {

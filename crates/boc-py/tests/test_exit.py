@@ -317,6 +317,55 @@ def test_a_thread_started_during_the_exit_time_stop_may_schedule(run):
     expect_clean_exit(finished, "main done\nthe helper's behavior ran")
 
 
+#: A daemon thread's `@when` starts the pool (a big one, so the start takes
+#: a while) just as the main thread exits.
+POOL_STARTING_AT_EXIT = """
+    import sys, threading
+    import boc
+    from boc import Cown, when
+
+    cown = Cown(0)
+    going = threading.Event()
+
+    def say(line):
+        # One write: lines from two threads stay whole.
+        sys.stdout.write(line + "\\n")
+        sys.stdout.flush()
+
+    def late():
+        going.set()
+        try:
+            @when(cown)
+            def body(cown):
+                say("ran")
+        except RuntimeError as error:
+            say(f"refused: {error}")
+        else:
+            say("scheduled")
+
+    threading.Thread(target=late, daemon=True).start()
+    going.wait()
+"""
+
+
+@repeated
+def test_a_pool_starting_as_the_exit_time_stop_begins_is_waited_for(run):
+    # The pool starts detached, and the stop may begin meanwhile: it must
+    # wait for the start, then for the behavior counted in on that pool, or
+    # refuse it; never leave workers running through finalization, never
+    # lose a behavior whose @when returned. (A thread that comes back to
+    # boc only after the stop parks: no line at all.)
+    finished = run_program(POOL_STARTING_AT_EXIT, env={"BOC_WORKERS": "200"})
+    expect_status(finished, 0)
+    finished.expect(finished.stderr == "", "expected nothing on stderr")
+    lines = sorted(finished.stdout.splitlines())
+    if "scheduled" in lines:
+        finished.expect(lines == ["ran", "scheduled"], "the behavior of a @when that returned did not run")
+    elif lines:
+        refused = "refused: when() was called after boc shut down for interpreter exit"
+        finished.expect(len(lines) == 1 and lines[0].startswith(refused), "expected the @when to run, be refused, or park")
+
+
 # --- 2. daemon threads blocked in boc while main exits -------------------------
 
 BLOCKED_DAEMON = """
