@@ -399,6 +399,11 @@ fn start_pool(py: Python<'_>, operation: &str, n_workers: usize) -> PyResult<Arc
     {
         let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
         if pools.closed {
+            drop(pools);
+            // A daemon thread that passed the gate before the exit-time stop
+            // began and reaches here only now: refused as the gate would
+            // refuse it now (or parked).
+            exit::gate_schedule(py, operation)?;
             return Err(errors::shut_down(operation));
         }
         pools.n_starting += 1;
