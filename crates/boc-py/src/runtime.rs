@@ -313,7 +313,11 @@ impl Runtime {
             }
         }
         join(py, &running);
-        true
+        // Its workers may have started a fresh one as they exited: a
+        // pinned value whose last handle one of them dropped goes home as a
+        // counted behavior (on 3.13t, a deallocation can wait for the
+        // thread that owns the object, and run as that thread ends).
+        self.current().is_none()
     }
 
     pub(crate) fn n_in_flight(&self) -> usize {
@@ -618,7 +622,14 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
             }
         }
         if runtime.n_in_flight() == 0 && (!waiting.stop || runtime.stop_if_idle(py)) {
-            break;
+            // Reports of exceptions dropped meanwhile; what they drop may
+            // schedule again (a pinned value's last handle goes home as a
+            // counted behavior): then wait for that too.
+            drain_graveyard(py, on_main);
+            if runtime.n_in_flight() == 0 && (!waiting.stop || runtime.current().is_none()) {
+                break;
+            }
+            continue;
         }
         let mut slice = SIGNAL_CHECK_INTERVAL;
         if let Some(deadline) = deadline {
@@ -651,7 +662,6 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
             exit::detach(py, || running.terminator.wait_idle(Some(slice)));
         }
     }
-    drain_graveyard(py, on_main);
     Ok(())
 }
 
