@@ -623,3 +623,56 @@ def test_a_pool_whose_second_worker_cannot_start_raises_instead_of_hanging():
     result.expect(result.returncode == 0, "the program failed")
     result.expect("start refused: cannot start the boc worker threads" in result.stdout, "start did not raise")
     result.expect("then ran: 2" in result.stdout, "the runtime did not work after the failed start")
+
+
+def test_wait_on_a_thread_waits_for_what_draining_the_graveyard_schedules():
+    # The 3.13t fuzz: wait() on a plain thread returned with a pool running
+    # again. The unretrieved exception of a dropped result waits in the
+    # graveyard; the wait drained it after stopping the pool, and what the
+    # exception held (its traceback, the body's frame, the last handle of a
+    # PinnedCown) went home as a counted behavior, on a fresh pool.
+    result = run_program(
+        """
+        import threading, time
+        import boc
+        from boc import Cown, PinnedCown, when
+
+        dropped_on = []
+
+        class Thing:
+            def __del__(self):
+                dropped_on.append(threading.current_thread().name)
+
+        def make():
+            holder = [PinnedCown(Thing())]
+
+            @when(Cown(0))
+            def body(c):
+                handle = holder.pop()  # the body's frame holds the last handle
+                raise ValueError("nobody retrieves this")
+
+        make()
+        boc.quiesce()  # the result, dropped unretrieved, waits in the graveyard
+
+        outcome = []
+
+        def waiter():
+            boc.wait(timeout=10)
+            outcome.append(boc._boc._state()["running"])
+
+        thread = threading.Thread(target=waiter, name="waiter")
+        thread.start()
+        while thread.is_alive():
+            boc.pump(deadline_ms=5)
+            time.sleep(0.001)
+        thread.join()
+        boc.pump()
+        print("pool running after wait():", outcome[0])
+        print("dropped on:", dropped_on)
+        """,
+        timeout=30,
+    )
+    result.expect(result.returncode == 0, "the program failed")
+    result.expect("pool running after wait(): False" in result.stdout, "wait() returned with a pool running")
+    result.expect("dropped on: ['MainThread']" in result.stdout, "the pinned value was not dropped on the main thread")
+    result.expect("ValueError: nobody retrieves this" in result.stderr, "the exception was not reported")
