@@ -70,10 +70,11 @@ impl<T: 'static> Drop for PinnedInner<T> {
         if let Some(shared) = self.runtime.upgrade()
             && shared.enter().is_ok()
         {
-            // SAFETY: an empty request set; `shared` outlives the behavior,
-            // which is dispatched (pushed to the main queue) before
-            // `schedule` returns and counted on the terminator, so the
-            // runtime's drop runs it before it frees `shared`.
+            // SAFETY: an empty request set, so the behavior is dispatched
+            // (pushed to the main queue) before `schedule` returns, while
+            // the `Arc` upgraded here keeps `shared` alive; it was counted
+            // in just above, as every behavior dispatched through `shared`
+            // (see the argument on `Runtime`'s `Drop`).
             unsafe { boc_core::schedule(std::iter::empty(), DropAtHome(Some(value)), PINNED, &*shared) };
         }
     }

@@ -21,16 +21,49 @@ pub(crate) const PINNED: u32 = 1;
 /// What both sides of the runtime share: the count of behaviors in flight
 /// and the main-side queue.
 pub(crate) struct Inner {
+    /// Every behavior dispatched through the runtime's [`Shared`], counted
+    /// in by [`Shared::enter`] before it is scheduled and out by
+    /// [`Inner::finished`] after it has released its cowns. Closed by the
+    /// runtime's drop. See "Why no behavior is dispatched through freed
+    /// memory" on [`Runtime`]'s `Drop`.
     terminator: Terminator,
     pub(crate) main: MainQueue<Ready>,
+    /// The shared state of a runtime whose drop could not wait for its
+    /// behaviors (it ran inside one of them): a strong reference that keeps
+    /// the dispatcher alive while behaviors are in flight. A cycle
+    /// (`Shared` owns this `Inner`) on purpose, broken by the finish that
+    /// takes the count to zero.
+    ///
+    /// Set by [`Shared::orphan`] (the runtime's drop, after closing the
+    /// terminator); taken by [`Inner::finished`] when the count reaches
+    /// zero, or by `orphan` itself if it already has. The lock orders the
+    /// two: whichever takes it second finds `None`.
+    orphan: Mutex<Option<Arc<Shared>>>,
 }
 
 impl Inner {
     /// Counts a behavior out; the last one wakes a home thread waiting in
-    /// `quiesce` for either main-side work or quiescence.
+    /// `quiesce` for either main-side work or quiescence, and lets go of
+    /// the shared state of a runtime dropped while it could not wait.
     fn finished(&self) {
         if self.terminator.decrement() {
             self.main.wake();
+            if self.terminator.is_closed() {
+                self.release_orphan();
+            }
+        }
+    }
+
+    /// Stops and lets go of an orphaned runtime's shared state, if any.
+    /// Called once the terminator is closed and its count was seen at zero:
+    /// no behavior is linked in any cown queue, and none can be scheduled.
+    fn release_orphan(&self) {
+        let orphan = self.orphan.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(shared) = orphan {
+            shared.stop();
+            // May be the last reference: the pool and the callbacks go, on
+            // this thread (a worker only signals its pool to stop).
+            drop(shared);
         }
     }
 }
@@ -71,9 +104,36 @@ impl Shared {
         HomeId(std::ptr::from_ref(self) as usize)
     }
 
-    /// Counts a behavior in, unless the runtime has shut down.
+    /// Counts a behavior in, unless the runtime has shut down. Every
+    /// behavior dispatched through this `Shared` is counted in here before
+    /// it is scheduled.
     pub(crate) fn enter(&self) -> Result<(), Error> {
         if self.inner.terminator.try_increment() { Ok(()) } else { Err(Error::ShutDown) }
+    }
+
+    /// Stops what the runtime runs once no behavior is in flight: joins
+    /// the workers (only signals them on a worker), drops the main queue's
+    /// leftovers and the user's waker and watchdog sink (which may hold a
+    /// [`Handle`], a cycle through this `Shared` otherwise).
+    fn stop(&self) {
+        self.pool.shutdown();
+        self.inner.main.clear();
+        self.inner.main.set_waker(None);
+        // Turning the watchdog off never starts its thread: no error.
+        let _ = self.inner.main.set_watchdog(None);
+    }
+
+    /// Keeps this shared state alive until the last behavior in flight has
+    /// finished, for a runtime dropped where it cannot wait. The terminator
+    /// is closed, so the count only goes down; if it is already zero, lets
+    /// go at once.
+    fn orphan(self: &Arc<Self>) {
+        *self.inner.orphan.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(self));
+        // After the store (the lock orders it against a concurrent finish):
+        // if the last finish came first, it found nothing to take.
+        if self.inner.terminator.count() == 0 {
+            self.inner.release_orphan();
+        }
     }
 }
 
@@ -206,7 +266,7 @@ impl Builder {
         let n_workers = self.workers.unwrap_or_else(boc_sched::default_workers);
         let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
         let main = MainQueue::new(MainConfig { watchdog })?;
-        let inner = Arc::new(Inner { terminator: Terminator::new(), main });
+        let inner = Arc::new(Inner { terminator: Terminator::new(), main, orphan: Mutex::new(None) });
         let pool = Pool::new(n_workers, Arc::clone(&inner))?;
         let shared = Arc::new(Shared { inner, pool, n_workers });
         Ok(Runtime { handle: Handle { shared }, _home: PhantomData })
@@ -223,9 +283,14 @@ impl std::fmt::Debug for Builder {
 /// runs behaviors once they hold their cowns, and a *home thread* (the one
 /// that built it) that runs the behaviors holding pinned cowns.
 ///
-/// Dropping the runtime waits for every scheduled behavior to finish (on
-/// the home thread it pumps main-side work meanwhile), then stops the
-/// workers. A `Runtime` stays on its home thread (it is neither `Send` nor
+/// Dropping the runtime refuses new work, waits for every scheduled
+/// behavior to finish (pumping main-side work meanwhile), then stops the
+/// workers. Dropped where it cannot wait (inside one of its own main-side
+/// behaviors, through a [`PinnedCown`](crate::PinnedCown) that holds it, or
+/// inside a `try_with`), it returns at once and the behaviors in flight still
+/// run: worker-side ones on the workers, main-side ones when the home thread
+/// next pumps or quiesces through a [`Handle`]; the workers stop after the
+/// last one. A `Runtime` stays on its home thread (it is neither `Send` nor
 /// `Sync`); it dereferences to its [`Handle`], which carries the scheduling
 /// API and can be cloned to other threads and into behaviors.
 ///
@@ -285,16 +350,50 @@ impl std::ops::Deref for Runtime {
     }
 }
 
+/// # Why no behavior is dispatched through freed memory
+///
+/// A behavior keeps a raw pointer to its dispatcher, the runtime's
+/// `Shared` (the pool, the main queue, the count of behaviors in flight),
+/// and is dispatched through it by whichever thread completes its
+/// acquisition: the scheduler, a releasing behavior, or the drop of a
+/// `try_with` hold on any thread. So `Shared` must outlive every behavior
+/// that is linked in any cown queue. It does, because:
+///
+/// 1. *Counted.* Every behavior dispatched through `Shared` is counted in
+///    (`Shared::enter`, a `try_increment` of the terminator) before
+///    `schedule` links it anywhere, and counted out (`Inner::finished`)
+///    only after it has released all its cowns, which is the last time the
+///    protocol touches it. While a behavior is linked in a queue, waiting,
+///    ready or running, the count is not zero.
+/// 2. *Closed, then zero.* `Shared` is owned by `Arc`s: the `Runtime`'s and
+///    its `Handle`s'. The `Runtime`'s is dropped only after this `drop`
+///    closed the terminator (`try_increment` refuses from then on, so the
+///    count only goes down) and then either saw the count at zero (the
+///    wait below), or stored a clone of the `Arc` in `Inner::orphan`, which
+///    only the finish that brings the count to zero takes and drops. Until
+///    then that clone keeps `Shared` alive whatever the handles do.
+/// 3. *Nothing after zero.* Once the terminator is closed and the count
+///    zero, no behavior is linked anywhere and none can be scheduled, so
+///    nothing will be dispatched through `Shared` again: dropping the last
+///    `Arc` is then sound, on any thread.
+///
+/// A `Runtime` is `!Send` and a behavior body is `Send`, so the drop runs on
+/// the home thread, but it may run inside one of the runtime's own main-side
+/// behaviors (a `PinnedCown` may own the runtime), where waiting would never
+/// finish; or inside a `try_with` hold, which waiting could block forever.
+/// Those are the drops that take the second branch of step 2. Leaking the
+/// runtime (`mem::forget`) leaks `Shared`, which is sound too.
 impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.inner.terminator.close();
-        // A `Runtime` is `!Send` and no behavior can own one (bodies are
-        // `Send + 'static`), so this runs on the home thread outside any
-        // behavior: the wait pumps main-side work until everything is done.
-        let _ = self.handle.wait(None);
-        shared.pool.shutdown();
-        shared.inner.main.clear();
+        match self.handle.wait(None) {
+            Ok(()) => shared.stop(),
+            // Inside one of its own behaviors, or holding a cown: the
+            // behaviors in flight finish later, and the last of them lets
+            // go of the shared state.
+            Err(_) => shared.orphan(),
+        }
     }
 }
 
@@ -440,9 +539,10 @@ impl Handle {
         let payload =
             Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun), label };
         // SAFETY: the payload owns a handle to every cown until it is
-        // released, so they outlive the behavior; `shared` outlives every
-        // behavior in flight because the runtime's drop waits for the
-        // terminator (or leaks `shared`).
+        // released, so they outlive the behavior; `shared` outlives the
+        // behavior because it was counted in just above and is counted out
+        // only after its release, and `Shared` is not freed while the count
+        // can be non-zero (the argument on `Runtime`'s `Drop`).
         let watch = unsafe {
             match cowns.single() {
                 Some(header) => boc_core::schedule_one_watched(header, payload, flags, shared),
