@@ -45,6 +45,7 @@ mod pending;
 mod pinned;
 mod runtime;
 pub mod set;
+mod unwind;
 
 pub use boc_msg::{Change, Mailbox, Noticeboard, Snapshot};
 pub use boc_pin::{Budget, PumpReport, StarvationReport, WatchdogConfig};

@@ -4,6 +4,7 @@
 use crate::Error;
 use crate::runtime::{Handle, PINNED, Shared};
 use crate::set::HomeId;
+use crate::unwind;
 use boc_core::{CownHeader, Payload};
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
@@ -83,9 +84,18 @@ impl<T: 'static> Drop for PinnedInner<T> {
 /// A main-side behavior that drops a pinned value on the home thread.
 struct DropAtHome<T>(Option<HomeOnly<T>>);
 
+impl<T> Drop for DropAtHome<T> {
+    /// Unrun (dropped with the main queue's leftovers): on the home thread
+    /// the value's `Drop` runs here, and is caught like in `run`.
+    fn drop(&mut self) {
+        unwind::drop_reporting("the drop of a pinned cown's value", self.0.take());
+    }
+}
+
 impl<T: 'static> Payload for DropAtHome<T> {
     fn run(&mut self) {
-        self.0 = None;
+        // User code inside a pump: a panicking `Drop` is caught and reported.
+        unwind::drop_reporting("the drop of a pinned cown's value", self.0.take());
     }
 
     fn label(&self) -> Option<Arc<str>> {

@@ -5,13 +5,14 @@
 use crate::Error;
 use crate::pending::{Outcome, Outcomes, Pending};
 use crate::set::{Acquired, CownSet, HomeId};
+use crate::unwind;
 use boc_core::{Dispatch, Payload, Ready, Watch};
 use boc_pin::{
     Affinity, Budget, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitOutcome, WatchdogConfig,
 };
 use boc_sched::{Pool, Runner, Terminator};
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::panic::Location;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -118,9 +119,11 @@ impl Shared {
     fn stop(&self) {
         self.pool.shutdown();
         self.inner.main.clear();
-        self.inner.main.set_waker(None);
-        // Turning the watchdog off never starts its thread: no error.
-        let _ = self.inner.main.set_watchdog(None);
+        unwind::catch_reporting("the drop of the pump waker", || self.inner.main.set_waker(None));
+        unwind::catch_reporting("the drop of the watchdog's sink", || {
+            // Turning the watchdog off never starts its thread: no error.
+            let _ = self.inner.main.set_watchdog(None);
+        });
     }
 
     /// Keeps this shared state alive until the last behavior in flight has
@@ -179,12 +182,17 @@ where
         // dispatcher routes PINNED behaviors there), and the references do
         // not outlive the call.
         let refs = unsafe { cowns.refs() };
-        let outcome: Outcome<R> = catch_unwind(AssertUnwindSafe(move || body(refs))).map_err(panic_message);
+        let outcome: Outcome<R> = unwind::catch(move || body(refs));
         *self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner) = Outcomes::Done(outcome);
     }
 
     fn released(&mut self) {
-        self.cowns = None;
+        // A value whose last handle this was is dropped here, inside the
+        // protocol's release: a panicking `Drop` is caught and reported, and
+        // the result keeps the body's outcome.
+        if let Some(cowns) = self.cowns.take() {
+            cowns.drop_each();
+        }
     }
 
     fn failed(&self) -> bool {
@@ -215,13 +223,16 @@ where
     unsafe { watch.payload::<Body<O, F, R>>() }.map(|body| &body.outcome)
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(message) => (*message).to_owned(),
-            Err(_) => "a panic with a non-string payload".to_owned(),
-        },
+impl<O, F, R> Drop for Body<O, F, R> {
+    /// Runs where the behavior is freed: inside a release when its
+    /// `Pending` is already gone, so the result (or the unrun body) is user
+    /// code dropped in the middle of the protocol's work.
+    fn drop(&mut self) {
+        unwind::drop_reporting("the drop of a behavior's cowns", self.cowns.take());
+        unwind::drop_reporting("the drop of a behavior's unrun body", self.body.take());
+        let outcome =
+            std::mem::replace(self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner), Outcomes::Taken);
+        unwind::drop_reporting("the drop of a behavior's result", outcome);
     }
 }
 
@@ -436,7 +447,10 @@ impl Handle {
     /// were scheduled; the others may run in parallel. The body receives
     /// `&mut` access to each value (see [`CownSet`] for the forms a request
     /// set can take). A panic in the body is caught: the cowns are released
-    /// and the panic is recorded in the result. A request set with a
+    /// and the panic is recorded in the result. A panic in the `Drop` of a
+    /// value the behavior lets go of (its last handle to a cown), or of a
+    /// result nobody takes, is caught and reported on standard error; the
+    /// result keeps the body's outcome. A request set with a
     /// [`PinnedCown`](crate::PinnedCown) runs on the home thread.
     ///
     /// ```
@@ -674,6 +688,12 @@ impl Handle {
     /// Sets a callback called (from any thread) when main-side work arrives
     /// in an empty queue, so an event loop can schedule a pump; `None`
     /// removes it. It must only post work to the loop, never pump itself.
+    /// A panic in it is caught and reported on standard error: it may be
+    /// called by a worker in the middle of releasing a behavior's cowns,
+    /// which goes on.
+    ///
+    /// The runtime's drop removes the callback (and the watchdog's sink),
+    /// so one may capture a [`Handle`] without keeping the runtime alive.
     pub fn set_pump_waker(&self, callback: Option<Box<dyn Fn() + Send + Sync>>) {
         self.shared.inner.main.set_waker(callback);
     }
