@@ -2,6 +2,7 @@
 //! from, its runtime's home thread.
 
 use crate::Error;
+use crate::cown::Hold;
 use crate::runtime::{Handle, PINNED, Shared};
 use crate::set::HomeId;
 use crate::unwind;
@@ -182,7 +183,7 @@ impl<T: 'static> PinnedCown<T> {
 
     /// Runs `f` on the value now, on the home thread, from outside any
     /// behavior, if the cown is idle; behaviors scheduled on it meanwhile
-    /// wait until `f` returns. It never blocks.
+    /// wait until `f` returns. It never blocks itself.
     ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
@@ -195,12 +196,14 @@ impl<T: 'static> PinnedCown<T> {
     /// # Errors
     ///
     /// [`Error::NotHomeThread`] off the home thread (the value never leaves
-    /// it); [`Error::Busy`] if a behavior holds or waits for the cown.
+    /// it); [`Error::Busy`] if a behavior holds or waits for the cown. As
+    /// with [`Cown::try_with`](crate::Cown::try_with), `f` must not wait for
+    /// behaviors: `quiesce` inside it is [`Error::WaitWhileHolding`].
     pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error> {
         if std::thread::current().id() != self.inner.home_thread {
             return Err(Error::NotHomeThread);
         }
-        let _held = self.inner.header.try_acquire().ok_or(Error::Busy)?;
+        let _held = Hold::try_new(&self.inner.header)?;
         // SAFETY: on the home thread, and the hold makes this the only
         // access until it drops (see `Cown::try_with`).
         Ok(f(unsafe { &mut *self.value_ptr() }))

@@ -574,6 +574,13 @@ impl Handle {
     /// by either main-side work or quiescence); on any other thread it only
     /// waits, so main-side work needs the home thread to pump or quiesce.
     ///
+    /// It runs this runtime's main-side work only. Two runtimes built on
+    /// one thread that share a cown can block each other: if a main-side
+    /// behavior of one holds or waits for a cown that a behavior of the
+    /// other needs, the other's `quiesce` on that thread never returns (it
+    /// is not detected; pump or quiesce the first runtime before, or give
+    /// each runtime its own home thread).
+    ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
     /// let rt = boc::Runtime::builder().workers(2).build()?;
@@ -589,7 +596,9 @@ impl Handle {
     /// # Errors
     ///
     /// [`Error::WaitInsideBehavior`] when called from inside a behavior of
-    /// this runtime, which could never see quiescence.
+    /// this runtime, which could never see quiescence;
+    /// [`Error::WaitWhileHolding`] inside a `try_with` closure, whose cown
+    /// would block the behaviors queued on it.
     pub fn quiesce(&self) -> Result<(), Error> {
         self.wait(None)
     }
@@ -608,6 +617,9 @@ impl Handle {
         let inner = &*self.shared.inner;
         if self.shared.pool.is_worker_thread() {
             return Err(Error::WaitInsideBehavior);
+        }
+        if crate::cown::holds_a_cown() {
+            return Err(Error::WaitWhileHolding);
         }
         let timed_out = || Error::Timeout(timeout.unwrap_or_default(), inner.terminator.count());
         if !inner.main.is_home_thread() {
