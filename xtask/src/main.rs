@@ -46,8 +46,11 @@ commands:
                                   the loom_* models of boc-core/boc-sched/boc-pin, built
                                   with --cfg boc_loom in release (default bound 3); ARGS go
                                   to the test harness
-  miri [--install] [-- ARGS]      boc-core tests under miri (nightly); --install adds the
-                                  component first; skipped when miri is missing
+  miri [--install] [-- ARGS]      under miri (nightly): boc-core's unit tests (Stacked
+                                  Borrows, strict provenance), then the facade's
+                                  runtime_drop and small_programs tests (Tree Borrows);
+                                  --install adds the component first; skipped when miri
+                                  is missing
   bench [-- ARGS]                 cargo bench --bench runtime (writes BENCHMARKS.md); ARGS
                                   go to the benchmark
   bench --python [-- ARGS]        the Python benchmarks: boc vs bocpy on CPython 3.12, and
