@@ -30,21 +30,38 @@ pub(crate) fn drop_reporting<T>(what: &str, value: T) {
     catch_reporting(what, move || drop(value));
 }
 
+/// Payloads dropped in a row by [`panic_message`] before the next one is
+/// leaked: each payload's `Drop` may panic with a new payload.
+const MAX_PAYLOAD_DROPS: usize = 4;
+
 /// The message of a caught panic, when its payload is a string. Drops the
-/// payload, whose own `Drop` may panic too (it is user code): that panic
-/// is caught, and its payload leaked rather than risk a third.
+/// payload, whose own `Drop` may panic too (it is user code): that panic is
+/// caught and its payload dropped the same way, up to
+/// [`MAX_PAYLOAD_DROPS`] times, then leaked.
 pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     let payload = match payload.downcast::<String>() {
         Ok(message) => return *message,
         Err(payload) => payload,
     };
-    let payload = match payload.downcast::<&'static str>() {
+    let mut payload = match payload.downcast::<&'static str>() {
         Ok(message) => return (*message).to_owned(),
         Err(payload) => payload,
     };
-    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(second);
-        return "a panic with a non-string payload (whose drop panicked too)".to_owned();
+    let mut n_drops = 0;
+    loop {
+        if n_drops == MAX_PAYLOAD_DROPS {
+            std::mem::forget(payload);
+            break;
+        }
+        n_drops += 1;
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => break,
+            Err(next) => payload = next,
+        }
     }
-    "a panic with a non-string payload".to_owned()
+    if n_drops == 1 {
+        "a panic with a non-string payload".to_owned()
+    } else {
+        "a panic with a non-string payload, whose drop panicked too".to_owned()
+    }
 }
