@@ -37,8 +37,9 @@ pub(crate) struct Inner {
     ///
     /// Set by [`Shared::orphan`] (the runtime's drop, after closing the
     /// terminator); taken by [`Inner::finished`] when the count reaches
-    /// zero, or by `orphan` itself if it already has. The lock orders the
-    /// two: whichever takes it second finds `None`.
+    /// zero, by a refused [`Shared::enter`] whose undo reached zero, or by
+    /// `orphan` itself if it already has. The lock orders them: whoever
+    /// takes it after the first finds `None`.
     orphan: Mutex<Option<Arc<Shared>>>,
 }
 
@@ -48,10 +49,18 @@ impl Inner {
     /// the shared state of a runtime dropped while it could not wait.
     fn finished(&self) {
         if self.terminator.decrement() {
-            self.main.wake();
-            if self.terminator.is_closed() {
-                self.release_orphan();
-            }
+            self.reached_zero();
+        }
+    }
+
+    /// After a decrement that took the count to zero: wakes the home
+    /// thread, which may be waiting in `quiesce` (the terminator wakes only
+    /// its own waiters), and, once the runtime is closed, lets go of its
+    /// orphaned shared state.
+    fn reached_zero(&self) {
+        self.main.wake();
+        if self.terminator.is_closed() {
+            self.release_orphan();
         }
     }
 
@@ -109,7 +118,19 @@ impl Shared {
     /// behavior dispatched through this `Shared` is counted in here before
     /// it is scheduled.
     pub(crate) fn enter(&self) -> Result<(), Error> {
-        if self.inner.terminator.try_increment() { Ok(()) } else { Err(Error::ShutDown) }
+        if self.inner.terminator.try_increment() {
+            return Ok(());
+        }
+        // Refused: the terminator undid the `+1` with a plain decrement,
+        // which may have been the one to bring the count to zero after the
+        // last behavior's finish saw it above zero. Then nobody else wakes
+        // a home thread waiting for zero or lets go of an orphaned runtime:
+        // do it here. (Of refused increments racing each other, the last to
+        // decrement sees zero here; a spurious wake is harmless.)
+        if self.inner.terminator.count() == 0 {
+            self.inner.reached_zero();
+        }
+        Err(Error::ShutDown)
     }
 
     /// Stops what the runtime runs once no behavior is in flight: joins
@@ -381,8 +402,9 @@ impl std::ops::Deref for Runtime {
 ///    closed the terminator (`try_increment` refuses from then on, so the
 ///    count only goes down) and then either saw the count at zero (the
 ///    wait below), or stored a clone of the `Arc` in `Inner::orphan`, which
-///    only the finish that brings the count to zero takes and drops. Until
-///    then that clone keeps `Shared` alive whatever the handles do.
+///    is taken and dropped only once the count is seen at zero (by the
+///    finish that brings it there, or by a refused `enter` whose undo did).
+///    Until then that clone keeps `Shared` alive whatever the handles do.
 /// 3. *Nothing after zero.* Once the terminator is closed and the count
 ///    zero, no behavior is linked anywhere and none can be scheduled, so
 ///    nothing will be dispatched through `Shared` again: dropping the last
