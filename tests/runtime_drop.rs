@@ -4,7 +4,8 @@
 //! dispatch through freed memory, and the behaviors queued behind still
 //! run (issue 15, `runtime_dropped_in_own_behavior_{uaf,hang}.rs`).
 //!
-//! The first two tests are also run under Miri by `cargo xtask miri`.
+//! `cargo xtask miri` runs this file under Miri (Tree Borrows), all but
+//! the looping test.
 
 use boc::{Budget, Cown, Error, PinnedCown, Runtime};
 use std::sync::mpsc;
