@@ -1,9 +1,44 @@
 //! `Cown<T>`: a concurrently-owned value, reachable only from behaviors.
 
 use crate::Error;
-use boc_core::CownHeader;
-use std::cell::UnsafeCell;
+use boc_core::{CownHeader, Held};
+use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
+
+thread_local! {
+    /// Cowns this thread holds from outside any behavior (`try_with`
+    /// closures running, nested ones included). Only this thread touches it.
+    static N_HOLDS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A cown held by `try_with` on this thread, counted so that a wait on this
+/// thread, which could need the cown, is refused ([`holds_a_cown`]).
+pub(crate) struct Hold<'a> {
+    _held: Held<'a>,
+}
+
+impl<'a> Hold<'a> {
+    /// Holds the cown now if it is idle, for a `try_with` closure.
+    pub(crate) fn try_new(header: &'a CownHeader) -> Result<Self, Error> {
+        let held = header.try_acquire().ok_or(Error::Busy)?;
+        N_HOLDS.with(|n_holds| n_holds.set(n_holds.get() + 1));
+        Ok(Self { _held: held })
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        // Also on unwind out of the closure; `_held` releases after this.
+        N_HOLDS.with(|n_holds| n_holds.set(n_holds.get() - 1));
+    }
+}
+
+/// True while the calling thread is inside a `try_with` closure: behaviors
+/// queued behind the cown it holds cannot run until the closure returns, so
+/// waiting for them here would never end.
+pub(crate) fn holds_a_cown() -> bool {
+    N_HOLDS.try_with(|n_holds| n_holds.get() > 0).unwrap_or(false)
+}
 
 pub(crate) struct CownInner<T> {
     header: CownHeader,
@@ -65,7 +100,7 @@ impl<T: Send + 'static> Cown<T> {
 impl<T> Cown<T> {
     /// Runs `f` on the value now, from outside any behavior, if the cown is
     /// idle (no behavior holds or waits for it). Behaviors scheduled on the
-    /// cown meanwhile wait until `f` returns. It never blocks.
+    /// cown meanwhile wait until `f` returns. It never blocks itself.
     ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
@@ -83,8 +118,14 @@ impl<T> Cown<T> {
     ///
     /// [`Error::Busy`] if a behavior holds or waits for the cown (including
     /// when called from inside a behavior that holds it).
+    ///
+    /// Inside `f` the thread holds the cown, so it must not wait for
+    /// behaviors: [`quiesce`](crate::Handle::quiesce) there is refused with
+    /// [`Error::WaitWhileHolding`] (a behavior scheduled on the cown could
+    /// only run after `f` returns), and a [`Runtime`](crate::Runtime)
+    /// dropped there does not wait either (see its docs).
     pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error> {
-        let _held = self.inner.header.try_acquire().ok_or(Error::Busy)?;
+        let _held = Hold::try_new(&self.inner.header)?;
         // SAFETY: the hold makes this the only access until it drops, after
         // `f` returns; its acquisition orders every earlier body's writes
         // before ours, and its release orders ours before later bodies.

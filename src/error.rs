@@ -66,6 +66,12 @@ pub enum Error {
     /// this runtime, inside a behavior) could never finish.
     #[error("cannot wait for quiescence from inside a behavior of the same runtime")]
     WaitInsideBehavior,
+    /// Waiting from inside a `try_with` closure: the thread holds a cown,
+    /// and the behaviors queued behind it could only run after the wait.
+    #[error(
+        "cannot wait for quiescence inside a try_with closure: the cown it holds blocks the behaviors queued on it; wait after the closure returns"
+    )]
+    WaitWhileHolding,
     /// A timed wait ran out.
     #[error("timed out after {0:?} with {1} behaviors still in flight")]
     Timeout(std::time::Duration, usize),

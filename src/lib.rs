@@ -4,7 +4,11 @@
 //! *behavior*: a closure plus the set of cowns it needs, scheduled with
 //! [`Handle::when`]. A behavior runs once it holds every cown of its set,
 //! exclusively; behaviors that share a cown run in the order they were
-//! scheduled; there are no locks in user code and no deadlocks.
+//! scheduled; there are no locks in user code and no deadlocks among
+//! behaviors. (A thread that *waits* for behaviors can still block itself
+//! where they need it: waits inside a behavior or a `try_with` closure are
+//! refused; two runtimes sharing a home thread and a cown are not detected,
+//! see [`Handle::quiesce`].)
 //!
 //! ```
 //! use boc::{Cown, Runtime};
@@ -45,6 +49,7 @@ mod pending;
 mod pinned;
 mod runtime;
 pub mod set;
+mod unwind;
 
 pub use boc_msg::{Change, Mailbox, Noticeboard, Snapshot};
 pub use boc_pin::{Budget, PumpReport, StarvationReport, WatchdogConfig};

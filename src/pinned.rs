@@ -2,8 +2,10 @@
 //! from, its runtime's home thread.
 
 use crate::Error;
+use crate::cown::Hold;
 use crate::runtime::{Handle, PINNED, Shared};
 use crate::set::HomeId;
+use crate::unwind;
 use boc_core::{CownHeader, Payload};
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
@@ -70,10 +72,11 @@ impl<T: 'static> Drop for PinnedInner<T> {
         if let Some(shared) = self.runtime.upgrade()
             && shared.enter().is_ok()
         {
-            // SAFETY: an empty request set; `shared` outlives the behavior,
-            // which is dispatched (pushed to the main queue) before
-            // `schedule` returns and counted on the terminator, so the
-            // runtime's drop runs it before it frees `shared`.
+            // SAFETY: an empty request set, so the behavior is dispatched
+            // (pushed to the main queue) before `schedule` returns, while
+            // the `Arc` upgraded here keeps `shared` alive; it was counted
+            // in just above, as every behavior dispatched through `shared`
+            // (see the argument on `Runtime`'s `Drop`).
             unsafe { boc_core::schedule(std::iter::empty(), DropAtHome(Some(value)), PINNED, &*shared) };
         }
     }
@@ -82,9 +85,18 @@ impl<T: 'static> Drop for PinnedInner<T> {
 /// A main-side behavior that drops a pinned value on the home thread.
 struct DropAtHome<T>(Option<HomeOnly<T>>);
 
+impl<T> Drop for DropAtHome<T> {
+    /// Unrun (dropped with the main queue's leftovers): on the home thread
+    /// the value's `Drop` runs here, and is caught like in `run`.
+    fn drop(&mut self) {
+        unwind::drop_reporting("the drop of a pinned cown's value", self.0.take());
+    }
+}
+
 impl<T: 'static> Payload for DropAtHome<T> {
     fn run(&mut self) {
-        self.0 = None;
+        // User code inside a pump: a panicking `Drop` is caught and reported.
+        unwind::drop_reporting("the drop of a pinned cown's value", self.0.take());
     }
 
     fn label(&self) -> Option<Arc<str>> {
@@ -171,7 +183,7 @@ impl<T: 'static> PinnedCown<T> {
 
     /// Runs `f` on the value now, on the home thread, from outside any
     /// behavior, if the cown is idle; behaviors scheduled on it meanwhile
-    /// wait until `f` returns. It never blocks.
+    /// wait until `f` returns. It never blocks itself.
     ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
@@ -184,12 +196,14 @@ impl<T: 'static> PinnedCown<T> {
     /// # Errors
     ///
     /// [`Error::NotHomeThread`] off the home thread (the value never leaves
-    /// it); [`Error::Busy`] if a behavior holds or waits for the cown.
+    /// it); [`Error::Busy`] if a behavior holds or waits for the cown. As
+    /// with [`Cown::try_with`](crate::Cown::try_with), `f` must not wait for
+    /// behaviors: `quiesce` inside it is [`Error::WaitWhileHolding`].
     pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error> {
         if std::thread::current().id() != self.inner.home_thread {
             return Err(Error::NotHomeThread);
         }
-        let _held = self.inner.header.try_acquire().ok_or(Error::Busy)?;
+        let _held = Hold::try_new(&self.inner.header)?;
         // SAFETY: on the home thread, and the hold makes this the only
         // access until it drops (see `Cown::try_with`).
         Ok(f(unsafe { &mut *self.value_ptr() }))

@@ -5,13 +5,14 @@
 use crate::Error;
 use crate::pending::{Outcome, Outcomes, Pending};
 use crate::set::{Acquired, CownSet, HomeId};
+use crate::unwind;
 use boc_core::{Dispatch, Payload, Ready, Watch};
 use boc_pin::{
     Affinity, Budget, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitOutcome, WatchdogConfig,
 };
 use boc_sched::{Pool, Runner, Terminator};
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::panic::Location;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,16 +22,58 @@ pub(crate) const PINNED: u32 = 1;
 /// What both sides of the runtime share: the count of behaviors in flight
 /// and the main-side queue.
 pub(crate) struct Inner {
+    /// Every behavior dispatched through the runtime's [`Shared`], counted
+    /// in by [`Shared::enter`] before it is scheduled and out by
+    /// [`Inner::finished`] after it has released its cowns. Closed by the
+    /// runtime's drop. See "Why no behavior is dispatched through freed
+    /// memory" on [`Runtime`]'s `Drop`.
     terminator: Terminator,
     pub(crate) main: MainQueue<Ready>,
+    /// The shared state of a runtime whose drop could not wait for its
+    /// behaviors (it ran inside one of them): a strong reference that keeps
+    /// the dispatcher alive while behaviors are in flight. A cycle
+    /// (`Shared` owns this `Inner`) on purpose, broken by the finish that
+    /// takes the count to zero.
+    ///
+    /// Set by [`Shared::orphan`] (the runtime's drop, after closing the
+    /// terminator); taken by [`Inner::finished`] when the count reaches
+    /// zero, by a refused [`Shared::enter`] whose undo reached zero, or by
+    /// `orphan` itself if it already has. The lock orders them: whoever
+    /// takes it after the first finds `None`.
+    orphan: Mutex<Option<Arc<Shared>>>,
 }
 
 impl Inner {
     /// Counts a behavior out; the last one wakes a home thread waiting in
-    /// `quiesce` for either main-side work or quiescence.
+    /// `quiesce` for either main-side work or quiescence, and lets go of
+    /// the shared state of a runtime dropped while it could not wait.
     fn finished(&self) {
         if self.terminator.decrement() {
-            self.main.wake();
+            self.reached_zero();
+        }
+    }
+
+    /// After a decrement that took the count to zero: wakes the home
+    /// thread, which may be waiting in `quiesce` (the terminator wakes only
+    /// its own waiters), and, once the runtime is closed, lets go of its
+    /// orphaned shared state.
+    fn reached_zero(&self) {
+        self.main.wake();
+        if self.terminator.is_closed() {
+            self.release_orphan();
+        }
+    }
+
+    /// Stops and lets go of an orphaned runtime's shared state, if any.
+    /// Called once the terminator is closed and its count was seen at zero:
+    /// no behavior is linked in any cown queue, and none can be scheduled.
+    fn release_orphan(&self) {
+        let orphan = self.orphan.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(shared) = orphan {
+            shared.stop();
+            // May be the last reference: the pool and the callbacks go, on
+            // this thread (a worker only signals its pool to stop).
+            drop(shared);
         }
     }
 }
@@ -71,9 +114,50 @@ impl Shared {
         HomeId(std::ptr::from_ref(self) as usize)
     }
 
-    /// Counts a behavior in, unless the runtime has shut down.
+    /// Counts a behavior in, unless the runtime has shut down. Every
+    /// behavior dispatched through this `Shared` is counted in here before
+    /// it is scheduled.
     pub(crate) fn enter(&self) -> Result<(), Error> {
-        if self.inner.terminator.try_increment() { Ok(()) } else { Err(Error::ShutDown) }
+        if self.inner.terminator.try_increment() {
+            return Ok(());
+        }
+        // Refused: the terminator undid the `+1` with a plain decrement,
+        // which may have been the one to bring the count to zero after the
+        // last behavior's finish saw it above zero. Then nobody else wakes
+        // a home thread waiting for zero or lets go of an orphaned runtime:
+        // do it here. (Of refused increments racing each other, the last to
+        // decrement sees zero here; a spurious wake is harmless.)
+        if self.inner.terminator.count() == 0 {
+            self.inner.reached_zero();
+        }
+        Err(Error::ShutDown)
+    }
+
+    /// Stops what the runtime runs once no behavior is in flight: joins
+    /// the workers (only signals them on a worker), drops the main queue's
+    /// leftovers and the user's waker and watchdog sink (which may hold a
+    /// [`Handle`], a cycle through this `Shared` otherwise).
+    fn stop(&self) {
+        self.pool.shutdown();
+        self.inner.main.clear();
+        unwind::catch_reporting("the drop of the pump waker", || self.inner.main.set_waker(None));
+        unwind::catch_reporting("the drop of the watchdog's sink", || {
+            // Turning the watchdog off never starts its thread: no error.
+            let _ = self.inner.main.set_watchdog(None);
+        });
+    }
+
+    /// Keeps this shared state alive until the last behavior in flight has
+    /// finished, for a runtime dropped where it cannot wait. The terminator
+    /// is closed, so the count only goes down; if it is already zero, lets
+    /// go at once.
+    fn orphan(self: &Arc<Self>) {
+        *self.inner.orphan.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(self));
+        // After the store (the lock orders it against a concurrent finish):
+        // if the last finish came first, it found nothing to take.
+        if self.inner.terminator.count() == 0 {
+            self.inner.release_orphan();
+        }
     }
 }
 
@@ -119,12 +203,17 @@ where
         // dispatcher routes PINNED behaviors there), and the references do
         // not outlive the call.
         let refs = unsafe { cowns.refs() };
-        let outcome: Outcome<R> = catch_unwind(AssertUnwindSafe(move || body(refs))).map_err(panic_message);
+        let outcome: Outcome<R> = unwind::catch(move || body(refs));
         *self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner) = Outcomes::Done(outcome);
     }
 
     fn released(&mut self) {
-        self.cowns = None;
+        // A value whose last handle this was is dropped here, inside the
+        // protocol's release: a panicking `Drop` is caught and reported, and
+        // the result keeps the body's outcome.
+        if let Some(cowns) = self.cowns.take() {
+            cowns.drop_each();
+        }
     }
 
     fn failed(&self) -> bool {
@@ -155,13 +244,16 @@ where
     unsafe { watch.payload::<Body<O, F, R>>() }.map(|body| &body.outcome)
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(message) => (*message).to_owned(),
-            Err(_) => "a panic with a non-string payload".to_owned(),
-        },
+impl<O, F, R> Drop for Body<O, F, R> {
+    /// Runs where the behavior is freed: inside a release when its
+    /// `Pending` is already gone, so the result (or the unrun body) is user
+    /// code dropped in the middle of the protocol's work.
+    fn drop(&mut self) {
+        unwind::drop_reporting("the drop of a behavior's cowns", self.cowns.take());
+        unwind::drop_reporting("the drop of a behavior's unrun body", self.body.take());
+        let outcome =
+            std::mem::replace(self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner), Outcomes::Taken);
+        unwind::drop_reporting("the drop of a behavior's result", outcome);
     }
 }
 
@@ -206,7 +298,7 @@ impl Builder {
         let n_workers = self.workers.unwrap_or_else(boc_sched::default_workers);
         let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
         let main = MainQueue::new(MainConfig { watchdog })?;
-        let inner = Arc::new(Inner { terminator: Terminator::new(), main });
+        let inner = Arc::new(Inner { terminator: Terminator::new(), main, orphan: Mutex::new(None) });
         let pool = Pool::new(n_workers, Arc::clone(&inner))?;
         let shared = Arc::new(Shared { inner, pool, n_workers });
         Ok(Runtime { handle: Handle { shared }, _home: PhantomData })
@@ -223,9 +315,14 @@ impl std::fmt::Debug for Builder {
 /// runs behaviors once they hold their cowns, and a *home thread* (the one
 /// that built it) that runs the behaviors holding pinned cowns.
 ///
-/// Dropping the runtime waits for every scheduled behavior to finish (on
-/// the home thread it pumps main-side work meanwhile), then stops the
-/// workers. A `Runtime` stays on its home thread (it is neither `Send` nor
+/// Dropping the runtime refuses new work, waits for every scheduled
+/// behavior to finish (pumping main-side work meanwhile), then stops the
+/// workers. Dropped where it cannot wait (inside one of its own main-side
+/// behaviors, through a [`PinnedCown`](crate::PinnedCown) that holds it, or
+/// inside a `try_with`), it returns at once and the behaviors in flight still
+/// run: worker-side ones on the workers, main-side ones when the home thread
+/// next pumps or quiesces through a [`Handle`]; the workers stop after the
+/// last one. A `Runtime` stays on its home thread (it is neither `Send` nor
 /// `Sync`); it dereferences to its [`Handle`], which carries the scheduling
 /// API and can be cloned to other threads and into behaviors.
 ///
@@ -285,16 +382,51 @@ impl std::ops::Deref for Runtime {
     }
 }
 
+/// # Why no behavior is dispatched through freed memory
+///
+/// A behavior keeps a raw pointer to its dispatcher, the runtime's
+/// `Shared` (the pool, the main queue, the count of behaviors in flight),
+/// and is dispatched through it by whichever thread completes its
+/// acquisition: the scheduler, a releasing behavior, or the drop of a
+/// `try_with` hold on any thread. So `Shared` must outlive every behavior
+/// that is linked in any cown queue. It does, because:
+///
+/// 1. *Counted.* Every behavior dispatched through `Shared` is counted in
+///    (`Shared::enter`, a `try_increment` of the terminator) before
+///    `schedule` links it anywhere, and counted out (`Inner::finished`)
+///    only after it has released all its cowns, which is the last time the
+///    protocol touches it. While a behavior is linked in a queue, waiting,
+///    ready or running, the count is not zero.
+/// 2. *Closed, then zero.* `Shared` is owned by `Arc`s: the `Runtime`'s and
+///    its `Handle`s'. The `Runtime`'s is dropped only after this `drop`
+///    closed the terminator (`try_increment` refuses from then on, so the
+///    count only goes down) and then either saw the count at zero (the
+///    wait below), or stored a clone of the `Arc` in `Inner::orphan`, which
+///    is taken and dropped only once the count is seen at zero (by the
+///    finish that brings it there, or by a refused `enter` whose undo did).
+///    Until then that clone keeps `Shared` alive whatever the handles do.
+/// 3. *Nothing after zero.* Once the terminator is closed and the count
+///    zero, no behavior is linked anywhere and none can be scheduled, so
+///    nothing will be dispatched through `Shared` again: dropping the last
+///    `Arc` is then sound, on any thread.
+///
+/// A `Runtime` is `!Send` and a behavior body is `Send`, so the drop runs on
+/// the home thread, but it may run inside one of the runtime's own main-side
+/// behaviors (a `PinnedCown` may own the runtime), where waiting would never
+/// finish; or inside a `try_with` hold, which waiting could block forever.
+/// Those are the drops that take the second branch of step 2. Leaking the
+/// runtime (`mem::forget`) leaks `Shared`, which is sound too.
 impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.inner.terminator.close();
-        // A `Runtime` is `!Send` and no behavior can own one (bodies are
-        // `Send + 'static`), so this runs on the home thread outside any
-        // behavior: the wait pumps main-side work until everything is done.
-        let _ = self.handle.wait(None);
-        shared.pool.shutdown();
-        shared.inner.main.clear();
+        match self.handle.wait(None) {
+            Ok(()) => shared.stop(),
+            // Inside one of its own behaviors, or holding a cown: the
+            // behaviors in flight finish later, and the last of them lets
+            // go of the shared state.
+            Err(_) => shared.orphan(),
+        }
     }
 }
 
@@ -337,7 +469,10 @@ impl Handle {
     /// were scheduled; the others may run in parallel. The body receives
     /// `&mut` access to each value (see [`CownSet`] for the forms a request
     /// set can take). A panic in the body is caught: the cowns are released
-    /// and the panic is recorded in the result. A request set with a
+    /// and the panic is recorded in the result. A panic in the `Drop` of a
+    /// value the behavior lets go of (its last handle to a cown), or of a
+    /// result nobody takes, is caught and reported on standard error; the
+    /// result keeps the body's outcome. A request set with a
     /// [`PinnedCown`](crate::PinnedCown) runs on the home thread.
     ///
     /// ```
@@ -440,9 +575,10 @@ impl Handle {
         let payload =
             Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun), label };
         // SAFETY: the payload owns a handle to every cown until it is
-        // released, so they outlive the behavior; `shared` outlives every
-        // behavior in flight because the runtime's drop waits for the
-        // terminator (or leaks `shared`).
+        // released, so they outlive the behavior; `shared` outlives the
+        // behavior because it was counted in just above and is counted out
+        // only after its release, and `Shared` is not freed while the count
+        // can be non-zero (the argument on `Runtime`'s `Drop`).
         let watch = unsafe {
             match cowns.single() {
                 Some(header) => boc_core::schedule_one_watched(header, payload, flags, shared),
@@ -460,6 +596,13 @@ impl Handle {
     /// by either main-side work or quiescence); on any other thread it only
     /// waits, so main-side work needs the home thread to pump or quiesce.
     ///
+    /// It runs this runtime's main-side work only. Two runtimes built on
+    /// one thread that share a cown can block each other: if a main-side
+    /// behavior of one holds or waits for a cown that a behavior of the
+    /// other needs, the other's `quiesce` on that thread never returns (it
+    /// is not detected; pump or quiesce the first runtime before, or give
+    /// each runtime its own home thread).
+    ///
     /// ```
     /// # fn main() -> Result<(), boc::Error> {
     /// let rt = boc::Runtime::builder().workers(2).build()?;
@@ -475,7 +618,9 @@ impl Handle {
     /// # Errors
     ///
     /// [`Error::WaitInsideBehavior`] when called from inside a behavior of
-    /// this runtime, which could never see quiescence.
+    /// this runtime, which could never see quiescence;
+    /// [`Error::WaitWhileHolding`] inside a `try_with` closure, whose cown
+    /// would block the behaviors queued on it.
     pub fn quiesce(&self) -> Result<(), Error> {
         self.wait(None)
     }
@@ -494,6 +639,9 @@ impl Handle {
         let inner = &*self.shared.inner;
         if self.shared.pool.is_worker_thread() {
             return Err(Error::WaitInsideBehavior);
+        }
+        if crate::cown::holds_a_cown() {
+            return Err(Error::WaitWhileHolding);
         }
         let timed_out = || Error::Timeout(timeout.unwrap_or_default(), inner.terminator.count());
         if !inner.main.is_home_thread() {
@@ -574,6 +722,12 @@ impl Handle {
     /// Sets a callback called (from any thread) when main-side work arrives
     /// in an empty queue, so an event loop can schedule a pump; `None`
     /// removes it. It must only post work to the loop, never pump itself.
+    /// A panic in it is caught and reported on standard error: it may be
+    /// called by a worker in the middle of releasing a behavior's cowns,
+    /// which goes on.
+    ///
+    /// The runtime's drop removes the callback (and the watchdog's sink),
+    /// so one may capture a [`Handle`] without keeping the runtime alive.
     pub fn set_pump_waker(&self, callback: Option<Box<dyn Fn() + Send + Sync>>) {
         self.shared.inner.main.set_waker(callback);
     }

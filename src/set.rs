@@ -35,6 +35,17 @@ pub trait Acquired: Send + 'static + sealed::Acquired {
     /// and runs on the home thread if any of them is pinned.
     #[doc(hidden)]
     unsafe fn refs<'a>(&'a mut self) -> Self::Refs<'a>;
+
+    /// Drops the handles one by one, each under `catch_unwind`, as the
+    /// behavior lets go of its cowns: the last handle of a cown drops its
+    /// value, whose `Drop` may panic; the others are still dropped.
+    #[doc(hidden)]
+    fn drop_each(self)
+    where
+        Self: Sized,
+    {
+        crate::unwind::drop_reporting("the drop of a cown's value", self);
+    }
 }
 
 /// A request set: the cowns a behavior needs. See the [module
@@ -253,6 +264,10 @@ macro_rules! tuple_set {
                 // so the references are disjoint.
                 unsafe { ($(&mut *self.$idx.value_ptr(),)+) }
             }
+
+            fn drop_each(self) {
+                $(crate::unwind::drop_reporting("the drop of a cown's value", self.$idx);)+
+            }
         }
     };
 }
@@ -301,6 +316,12 @@ impl<T: Send + 'static> Acquired for Vec<Cown<T>> {
 
     unsafe fn refs<'a>(&'a mut self) -> Slots<'a, T> {
         Slots { cowns: self }
+    }
+
+    fn drop_each(self) {
+        for cown in self {
+            crate::unwind::drop_reporting("the drop of a cown's value", cown);
+        }
     }
 }
 

@@ -30,7 +30,8 @@ commands:
                                   (crates/boc-py/examples/demo.py instead, once it exists)
   test                            everything CI checks, in order, stopping at the first
                                   failure: fmt, clippy, Rust tests (nextest + doc tests,
-                                  or cargo test), loom models (bound 2), tidy, Python tests
+                                  or cargo test), loom models (bound 2), miri (skipped
+                                  when not installed), tidy, Python tests
                                   (pytest on python3 and on each of pyenv's 3.12 and 3.13,
                                   /opt/python-ft's free-threaded 3.13t and /opt/python-asan's
                                   debug + AddressSanitizer 3.13 that is found, each in its
@@ -46,8 +47,11 @@ commands:
                                   the loom_* models of boc-core/boc-sched/boc-pin, built
                                   with --cfg boc_loom in release (default bound 3); ARGS go
                                   to the test harness
-  miri [--install] [-- ARGS]      boc-core tests under miri (nightly); --install adds the
-                                  component first; skipped when miri is missing
+  miri [--install] [-- ARGS]      under miri (nightly): boc-core's unit tests (Stacked
+                                  Borrows, strict provenance), then the facade's
+                                  runtime_drop and small_programs tests (Tree Borrows);
+                                  --install adds the component first; skipped when miri
+                                  is missing
   bench [-- ARGS]                 cargo bench --bench runtime (writes BENCHMARKS.md); ARGS
                                   go to the benchmark
   bench --python [-- ARGS]        the Python benchmarks: boc vs bocpy on CPython 3.12, and

@@ -6,8 +6,12 @@
 //! 3. the Rust tests (cargo-nextest when installed, plus the doc tests it does not
 //!    run; plain `cargo test` otherwise)
 //! 4. the loom models at preemption bound 2
-//! 5. tidy
-//! 6. the Python tests, once `crates/boc-py/tests` has any: pytest on `python3` and
+//! 5. miri (`cargo xtask miri`: boc-core's unit tests, then the facade's
+//!    Miri-sized programs under Tree Borrows); about 30 s from a cold
+//!    `target/miri` on a 2-core machine, 16 s warm; skipped with a note when
+//!    the nightly miri component is not installed
+//! 6. tidy
+//! 7. the Python tests, once `crates/boc-py/tests` has any: pytest on `python3` and
 //!    on every other interpreter found among pyenv's 3.12 and 3.13, the free-threaded
 //!    3.13t and the debug + AddressSanitizer 3.13 (`asan`), each in its own
 //!    environment (see `python` and `pytest`); an interpreter that is not found is
@@ -20,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::process::{self, Cmd, Result, step};
-use crate::{loom, pytest, tidy};
+use crate::{loom, miri, pytest, tidy};
 
 /// Preemption bound of the loom step: quicker than `cargo xtask loom`'s default.
 const LOOM_PREEMPTIONS: u32 = 2;
@@ -40,6 +44,7 @@ pub(crate) fn run(root: &Path) -> Result {
     timed("clippy", &|| Cmd::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).run())?;
     timed("rust tests", &rust_tests)?;
     timed("loom", &|| loom::run(root, LOOM_PREEMPTIONS, &[]))?;
+    timed("miri", &|| miri::run(false, &[]))?;
     timed("tidy", &|| tidy::run(root))?;
     timed("python tests", &|| pytest::run_tests(root))?;
 

@@ -29,6 +29,11 @@ pub trait Payload: Send + 'static {
     /// ran), before its [`Watch`] (if any) sees it done. A payload that owns
     /// its cowns can drop them here, so a long-lived `Watch` does not keep
     /// them alive. Default: nothing.
+    ///
+    /// Should not unwind: it runs inside the release, and a panic here (a
+    /// dropped value's `Drop`, say) leaves the behavior never done for its
+    /// [`Watch`] and its allocation unfreed. A payload that
+    /// drops user values here catches their panics (the `boc` facade does).
     fn released(&mut self) {}
 
     /// After [`run`](Self::run): whether the body failed (for a runtime

@@ -49,6 +49,7 @@
 //! ```
 
 mod affinity;
+mod callback;
 mod error;
 mod primitive;
 mod pump;

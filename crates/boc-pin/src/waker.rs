@@ -69,6 +69,7 @@
 //! replaced by a counter of unread bytes (same code, `Signal` is the only
 //! part that changes).
 
+use crate::callback;
 #[cfg(all(unix, not(boc_loom)))]
 use crate::error::Error;
 use crate::queue::MainQueue;
@@ -82,10 +83,12 @@ impl<T: Send + 'static> MainQueue<T> {
     ///
     /// It is called from whichever thread pushes a task into an empty queue
     /// (a worker, usually), and from the home thread when a pump returns
-    /// with tasks left. It must be quick, must not panic, and should only
+    /// with tasks left. It must be quick, should not panic, and should only
     /// post a "pump soon" event to the host loop (`call_soon_threadsafe`,
-    /// `PostMessage`, ...). If tasks are queued when it is set, it is called
-    /// once at once, so no pending work goes unannounced.
+    /// `PostMessage`, ...). A panic in it is caught and reported on standard
+    /// error, never unwinding into the push that signalled it. If tasks are
+    /// queued when it is set, it is called once at once, so no pending work
+    /// goes unannounced.
     ///
     /// ```
     /// use boc_pin::{Budget, MainConfig, MainQueue, Outcome};
@@ -113,7 +116,7 @@ impl<T: Send + 'static> MainQueue<T> {
         // Outside the lock: dropping a callback may run arbitrary code.
         drop(previous);
         if let Some(callback) = callback.filter(|_| call_now) {
-            callback();
+            callback::call("the pump waker", || callback());
         }
     }
 
@@ -159,11 +162,14 @@ impl<T: Send + 'static> MainQueue<T> {
         Ok(self.signal.fd().expect("the waker socket was just created"))
     }
 
-    /// Signals the waker: the write of P1 and C2, then the callback.
+    /// Signals the waker: the write of P1 and C2, then the callback. A
+    /// panicking callback is caught and reported: a push may be signalling
+    /// from the middle of a release (a worker dispatching the behavior its
+    /// release made ready), which must go on to the behavior's other cowns.
     pub(crate) fn signal_waker(&self, callback: Option<&(dyn Fn() + Send + Sync)>) {
         self.signal.raise();
         if let Some(callback) = callback {
-            callback();
+            callback::call("the pump waker", callback);
         }
     }
 

@@ -38,11 +38,11 @@
 //! (a sink blocked on a lock the dropping thread holds, a language runtime's
 //! global lock for one, would otherwise deadlock the drop).
 
+use crate::callback;
 use crate::error::Error;
 use crate::primitive::Ordering;
 use crate::queue::{MainQueue, Shared, State, spawn_watchdog};
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ pub struct WatchdogConfig {
     pub threshold: Duration,
     /// Receives each report, on the watchdog thread. Must not block for
     /// long (the watchdog reports nothing else meanwhile); a panic in it is
-    /// caught and printed. Default: prints `boc: {report}` to standard error.
+    /// caught and reported. Default: prints `boc: {report}` to standard error.
     pub sink: Arc<dyn Fn(&StarvationReport) + Send + Sync>,
 }
 
@@ -249,9 +249,7 @@ pub(crate) fn run<T>(shared: &Shared<T>) {
             Step::Report(report, sink) => {
                 state.episode_reported = true;
                 drop(state);
-                if catch_unwind(AssertUnwindSafe(|| sink(&report))).is_err() {
-                    eprintln!("boc-pin: the watchdog's sink panicked; the watchdog keeps running");
-                }
+                callback::call("the watchdog's sink", || sink(&report));
                 // Outside the lock: this may be the last reference to a sink
                 // replaced meanwhile.
                 drop(sink);

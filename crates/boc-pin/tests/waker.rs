@@ -227,6 +227,29 @@ fn a_replaced_callback_is_dropped_outside_the_lock() {
 }
 
 #[test]
+fn a_panicking_callback_is_caught_and_the_push_completes() {
+    let queue = MainQueue::new(quiet()).unwrap();
+    let n_calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&n_calls);
+    queue.set_waker(Some(Box::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        panic!("the waker panics");
+    })));
+    // From another thread, as a worker releasing a behavior would push.
+    thread::scope(|scope| {
+        scope.spawn(|| queue.push(1, None));
+    });
+    assert_eq!(n_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(queue.len(), 1);
+    assert!(is_readable(&queue), "the descriptor is raised before the callback");
+    // A pump that leaves work signals again: caught there too.
+    let report = queue.pump(&|_: i32| Outcome::Ok, Budget::count(0)).unwrap();
+    assert_eq!(report.pending, 1);
+    assert_eq!(n_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(drain(&queue), 1);
+}
+
+#[test]
 fn clear_leaves_the_fd_clear() {
     let queue = MainQueue::new(quiet()).unwrap();
     queue.push(1, None);
