@@ -49,5 +49,5 @@
 mod mailbox;
 mod noticeboard;
 
-pub use mailbox::Mailbox;
+pub use mailbox::{Hold, Mailbox};
 pub use noticeboard::{Change, Noticeboard, Snapshot};

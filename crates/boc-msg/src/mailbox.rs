@@ -108,6 +108,18 @@ struct State<K, T> {
     n_wakeups: usize,
 }
 
+/// [`Mailbox::hold`]'s guard: the mailbox's lock, released when it drops.
+#[must_use = "the mailbox's lock is released as soon as the guard drops"]
+pub struct Hold<'a, K, T> {
+    _state: MutexGuard<'a, State<K, T>>,
+}
+
+impl<K, T> fmt::Debug for Hold<'_, K, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hold").finish_non_exhaustive()
+    }
+}
+
 /// A receiver waiting in [`Mailbox::receive`], woken by sends on its tags.
 type Waiter = Arc<Condvar>;
 
@@ -297,6 +309,29 @@ impl<K: Eq + Hash + Clone, T> Mailbox<K, T> {
         };
         state.unregister(tags, &waiter);
         message
+    }
+
+    /// Takes the mailbox's lock and holds it until the returned guard
+    /// drops: meanwhile no other thread sends, receives or wakes up in a
+    /// receive. Only the tags' `Hash`, `Eq` and `Clone` ever run under this
+    /// lock, so it is never held for long.
+    ///
+    /// For a `fork` handler (`pthread_atfork`'s *prepare*): a lock held by
+    /// another thread at the fork stays held in the child, which has only
+    /// the forking thread, so the child would block on the mailbox forever.
+    /// Hold it across the fork and drop the guard on both sides; the child
+    /// keeps the queued messages. Calling any other method of the mailbox
+    /// on the holding thread deadlocks.
+    ///
+    /// ```
+    /// let mailbox = boc_msg::Mailbox::new();
+    /// let hold = mailbox.hold();
+    /// // ... fork here ...
+    /// drop(hold);
+    /// mailbox.send("log", "forked");
+    /// ```
+    pub fn hold(&self) -> Hold<'_, K, T> {
+        Hold { _state: self.lock() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State<K, T>> {

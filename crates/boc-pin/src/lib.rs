@@ -65,5 +65,5 @@ mod tests;
 pub use crate::affinity::Affinity;
 pub use crate::error::{Error, PumpError};
 pub use crate::pump::{Budget, MainRunner, Outcome, PumpReport};
-pub use crate::queue::{MainConfig, MainQueue, WaitOutcome};
+pub use crate::queue::{Hold, MainConfig, MainQueue, WaitOutcome};
 pub use crate::watchdog::{MAX_REPORTED_LABELS, StarvationReport, WatchdogConfig};

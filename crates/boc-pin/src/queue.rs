@@ -220,6 +220,43 @@ pub struct MainQueue<T> {
     pub(crate) n_wait_wakeups: AtomicUsize,
 }
 
+/// [`MainQueue::hold`]'s guard: the queue's lock, released when it drops.
+#[must_use = "the queue's lock is released as soon as the guard drops"]
+pub struct Hold<'a, T> {
+    state: MutexGuard<'a, State<T>>,
+    n_queued: &'a AtomicUsize,
+}
+
+impl<T> Hold<'_, T> {
+    /// Forgets the queued tasks without running or dropping them (they are
+    /// leaked) and returns how many there were. For a forked child, whose
+    /// queued tasks are the parent's: run there, they would run twice.
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// let queue = MainQueue::new(MainConfig::default())?;
+    /// queue.push(String::from("the parent's"), None);
+    /// assert_eq!(queue.hold().forget_queued(), 1);
+    /// assert!(queue.is_empty());
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    pub fn forget_queued(&mut self) -> usize {
+        let entries = std::mem::take(&mut self.state.entries);
+        self.state.episode_reported = false;
+        self.n_queued.store(0, Ordering::Relaxed);
+        let n_forgotten = entries.len();
+        std::mem::forget(entries);
+        n_forgotten
+    }
+}
+
+impl<T> fmt::Debug for Hold<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hold").finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + 'static> MainQueue<T> {
     /// Creates a queue whose home thread is the calling thread, and starts
     /// the watchdog thread if `config` enables it.
@@ -359,6 +396,32 @@ impl<T: Send + 'static> MainQueue<T> {
         if !during_pump {
             self.signal_waker(callback.as_deref());
         }
+    }
+
+    /// Takes the queue's lock and holds it until the returned guard drops:
+    /// meanwhile no other thread pushes, pumps, waits on or reports about
+    /// the queue (the watchdog thread included). No code but the queue's
+    /// own bookkeeping ever runs under this lock, so it is never held for
+    /// long, and the holder of the guard waits for nothing but that.
+    ///
+    /// For a `fork` handler (`pthread_atfork`'s *prepare*): a lock held by
+    /// another thread at the fork stays held in the child, which has only
+    /// the forking thread, so the child would block on the queue forever.
+    /// Hold it across the fork and drop the guard on both sides. Calling
+    /// any other method of the queue on the holding thread deadlocks.
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// let queue = MainQueue::<u32>::new(MainConfig::default())?;
+    /// let hold = queue.hold();
+    /// // ... fork here ...
+    /// drop(hold);
+    /// queue.push(1, None);
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    pub fn hold(&self) -> Hold<'_, T> {
+        Hold { state: self.shared.lock(), n_queued: &self.n_queued }
     }
 
     /// The number of queued tasks, from any thread, without locking. A
