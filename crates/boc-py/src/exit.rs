@@ -138,7 +138,7 @@ fn leave_window() {
 /// What a foreign thread that has called into boc is doing, as far as boc
 /// knows (for [`settle_foreign`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Activity {
+pub(crate) enum Activity {
     /// In a boc call, or back in its own Python since the last one.
     Python,
     /// Detached in a boc wait: it will not run Python again once closed.
@@ -151,6 +151,21 @@ enum Activity {
 /// what each was last seen doing. Written by those threads (under the lock),
 /// read by the main thread's close.
 static FOREIGN: std::sync::Mutex<Vec<(std::os::raw::c_ulong, Activity)>> = std::sync::Mutex::new(Vec::new());
+
+/// [`FOREIGN`]'s lock, which a thread takes detached as it parks forever,
+/// held across a fork by [`crate::fork`].
+pub(crate) fn hold_for_fork() -> std::sync::MutexGuard<'static, Vec<(std::os::raw::c_ulong, Activity)>> {
+    FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// In a forked child, whose only thread is the forking one: forgets the
+/// other threads' attach windows (the exit-time stop would wait for them)
+/// and what they were doing.
+pub(crate) fn after_fork_in_child() {
+    N_ATTACHING.store(WINDOWS.with(Cell::get), Ordering::SeqCst);
+    let ident = crate::runtime::thread_ident();
+    FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
+}
 
 /// How long the close waits for foreign threads running Python to reach
 /// boc (where they park) or to end.

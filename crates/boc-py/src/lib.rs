@@ -8,6 +8,7 @@ mod behavior;
 mod cown;
 mod errors;
 mod exit;
+mod fork;
 mod messages;
 mod noticeboard;
 mod primitive;
@@ -29,6 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule(gil_used = false)]
 fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::init(module.py())?;
+    fork::install();
     module.add_class::<cown::PyCown>()?;
     module.add_class::<cown::PyPinnedCown>()?;
     report::install_finalizer(module.py());
@@ -52,7 +54,7 @@ fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(noticeboard::notice_delete, module)?)?;
     module.add_function(wrap_pyfunction!(noticeboard::notice_read, module)?)?;
     module.add_function(wrap_pyfunction!(noticeboard::_noticeboard, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::_after_fork_in_child, module)?)?;
+    module.add_function(wrap_pyfunction!(fork::_after_fork_in_child, module)?)?;
     module.add_function(wrap_pyfunction!(exit::_shutdown_at_exit, module)?)?;
     Ok(())
 }

@@ -16,6 +16,12 @@ pub(crate) const MAX_KEY_BYTES: usize = 255;
 
 static MAILBOX: LazyLock<Mailbox<String, Py<PyAny>>> = LazyLock::new(Mailbox::new);
 
+/// The mailbox's lock, which a receiver takes detached as it wakes up,
+/// held across a fork by [`crate::fork`]. The child keeps the messages.
+pub(crate) fn hold_for_fork() -> boc_msg::Hold<'static, String, Py<PyAny>> {
+    MAILBOX.hold()
+}
+
 /// `TIMEOUT`, what `receive` returns in place of a tag when it times out.
 static TIMEOUT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 

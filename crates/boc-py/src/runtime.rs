@@ -28,7 +28,7 @@ use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueErro
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 use std::os::raw::c_ulong;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 unsafe extern "C" {
@@ -333,7 +333,7 @@ static POOLS: Mutex<Pools> = Mutex::new(Pools { started: Vec::new(), n_starting:
 /// Signalled when a pool start ends ([`Pools::n_starting`] went down).
 static POOL_STARTED: Condvar = Condvar::new();
 
-struct Pools {
+pub(crate) struct Pools {
     /// Started, not joined yet.
     started: Vec<Arc<Running>>,
     /// Pools being started now (their threads spawn detached, and may
@@ -957,30 +957,37 @@ pub(crate) fn pump_fd() -> PyResult<i32> {
 
 /// Calls a Python waker on its own thread: the runtime signals it from
 /// inside the protocol, which must not call Python (SPEC §5 rule 2).
+///
+/// Signalled without a lock (a flag and the thread's park token), so a
+/// fork can never cut a signal in half and leave the child a lock that
+/// no thread of it holds (see `fork`).
 struct WakerThread {
     callback: Py<PyAny>,
-    state: Mutex<WakerState>,
-    signal: Condvar,
-}
-
-#[derive(Default)]
-struct WakerState {
-    pending: bool,
-    closed: bool,
+    /// A wake not yet handled. Set (Release) by `wake`; swapped to false
+    /// (Acquire) by the waker thread before it calls the callback, so a
+    /// wake after that swap calls it again.
+    pending: AtomicBool,
+    /// Set (Release) by `close`; read (Acquire) by the waker thread, which
+    /// then returns.
+    closed: AtomicBool,
+    /// The waker thread, set by `set_pump_waker` right after spawning it
+    /// and before it publishes the waker (under the main queue's lock), so
+    /// every `wake` and `close` finds it.
+    thread: OnceLock<std::thread::Thread>,
 }
 
 impl WakerThread {
     fn run(&self) {
         loop {
-            {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                while !state.pending && !state.closed {
-                    state = self.signal.wait(state).unwrap_or_else(PoisonError::into_inner);
-                }
-                if state.closed {
-                    return;
-                }
-                state.pending = false;
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if !self.pending.swap(false, Ordering::Acquire) {
+                // `unpark` after the flag's store makes this return (a
+                // token left by an earlier `unpark` makes it return early:
+                // the loop looks again).
+                std::thread::park();
+                continue;
             }
             let attached = exit::attach(|py| {
                 if let Err(error) = self.callback.call0(py) {
@@ -993,14 +1000,20 @@ impl WakerThread {
         }
     }
 
+    fn unpark(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+
     fn wake(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).pending = true;
-        self.signal.notify_one();
+        self.pending.store(true, Ordering::Release);
+        self.unpark();
     }
 
     fn close(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
-        self.signal.notify_one();
+        self.closed.store(true, Ordering::Release);
+        self.unpark();
     }
 }
 
@@ -1022,14 +1035,17 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
         } else {
             let waker = Arc::new(WakerThread {
                 callback: callback.clone().unbind(),
-                state: Mutex::new(WakerState::default()),
-                signal: Condvar::new(),
+                pending: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                thread: OnceLock::new(),
             });
             let thread_waker = Arc::clone(&waker);
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("boc-pump-waker".into())
                 .spawn(move || thread_waker.run())
                 .map_err(|error| PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}")))?;
+            // Before the waker is published below: see `WakerThread::thread`.
+            let _ = waker.thread.set(handle.thread().clone());
             Some(waker)
         };
         let signal = waker.clone().map(|waker| Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>);
@@ -1042,32 +1058,54 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
     })
 }
 
-/// `_after_fork_in_child()`, registered with `os.register_at_fork`: a
-/// forked child has only the forking thread, so the worker pool it inherited
-/// has no threads and every behavior sent to it would wait forever. Forget
-/// that pool (joining its threads would hang too); the next `@when` starts a
-/// fresh one. Behaviors in flight at the fork are lost in the child, with the
-/// cowns they hold. A child forked inside a behavior ends when that body
-/// returns (see `worker::forked`).
-#[pyfunction]
-pub(crate) fn _after_fork_in_child() {
-    crate::worker::note_fork();
-    let Some(runtime) = RUNTIME.get() else { return };
-    // A lock held by a thread that did not survive the fork stays held:
-    // never wait for it.
-    let mut state = match runtime.running.try_write() {
-        Ok(state) => state,
-        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return,
-    };
-    if let Some(running) = state.take() {
-        std::mem::forget(running);
-    }
-    // None of the pools have threads in the child: never join them.
-    if let Ok(mut pools) = POOLS.try_lock() {
+/// This module's locks that threads may take while detached, held across
+/// a fork by [`crate::fork`] (which says why), in the order taken.
+pub(crate) struct ForkHold {
+    _pools: MutexGuard<'static, Pools>,
+    _running: Option<RwLockWriteGuard<'static, Option<Arc<Running>>>>,
+    _main: Option<boc_pin::Hold<'static, Ready>>,
+    _graveyard: MutexGuard<'static, Vec<Graveyard>>,
+}
+
+/// Takes this module's part of [`crate::fork`]'s locks.
+pub(crate) fn hold_for_fork() -> ForkHold {
+    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    let runtime = RUNTIME.get();
+    let running = runtime.map(|runtime| runtime.running.write().unwrap_or_else(PoisonError::into_inner));
+    let main = runtime.map(|runtime| runtime.main.hold());
+    let graveyard = GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner);
+    ForkHold { _pools: pools, _running: running, _main: main, _graveyard: graveyard }
+}
+
+/// In a forked child (attached, its only thread): forgets the worker pools
+/// it inherited, which have no threads there (joining them would hang; the
+/// next `@when` starts a fresh one), with the behaviors in flight at the
+/// fork (on workers or queued main-side) and the cowns they hold; forgets what the graveyard held for the
+/// parent (its values are dropped and its failures reported there); and
+/// removes the pump waker, whose thread the child does not have.
+pub(crate) fn after_fork_in_child() {
+    {
+        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::forget(std::mem::take(&mut pools.started));
         // A start in progress was on another thread: it is not in the child.
         pools.n_starting = 0;
+    }
+    {
+        let mut graveyard = GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::forget(std::mem::take(&mut *graveyard));
+        GRAVEYARD_NONEMPTY.store(false, Ordering::Relaxed);
+    }
+    let Some(runtime) = RUNTIME.get() else { return };
+    if let Some(running) = runtime.running.write().unwrap_or_else(PoisonError::into_inner).take() {
+        std::mem::forget(running);
+    }
+    // Ready main-side behaviors are in flight too: run here, they would
+    // run in both processes.
+    runtime.main.hold().forget_queued();
+    if let Some(waker) = runtime.waker.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        // Its thread is the parent's: the callback would never be called.
+        std::mem::forget(waker);
+        runtime.main.set_waker(None);
     }
 }
 

@@ -16,7 +16,7 @@ use boc_sched::Runner;
 use pyo3::prelude::*;
 use std::cell::Cell;
 use std::os::raw::c_ulong;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The worker side of the runtime, shared by every pool.
 pub(crate) struct Workers;
@@ -30,15 +30,24 @@ thread_local! {
 }
 
 /// Forks this process has gone through (counted in the child, by
-/// `_after_fork_in_child`). Written (Relaxed) by the forking thread in the
+/// `fork::_after_fork_in_child`). Written (Relaxed) by the forking thread in the
 /// child, before anything else runs there; read (Relaxed) by that same
 /// thread when it is a worker that forked inside a behavior, which is the
 /// only worker a child has.
 static FORKS: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts a fork; called in the child.
-pub(crate) fn note_fork() {
+/// In a forked child: counts the fork, and forgets the workers it does
+/// not have (all of them but the forking thread, when a body forked).
+pub(crate) fn after_fork_in_child() {
     FORKS.fetch_add(1, Ordering::Relaxed);
+    let ident = crate::runtime::thread_ident();
+    THREADS.lock().unwrap_or_else(PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
+}
+
+/// [`THREADS`]'s lock, which workers take detached as they start and end,
+/// held across a fork by [`crate::fork`].
+pub(crate) fn hold_for_fork() -> MutexGuard<'static, Vec<(c_ulong, String)>> {
+    THREADS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Whether this worker thread is a forked child's copy of a worker (the

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import threading
@@ -27,6 +28,9 @@ PATIENCE = 20
 REPEAT = int(os.environ.get("BOC_REPEAT", "2"))
 if REPEAT < 1:
     raise ValueError(f"BOC_REPEAT must be a positive number of runs, not {REPEAT}")
+
+#: This interpreter was built with AddressSanitizer (`build-python.sh asan`).
+ASAN = "address-sanitizer" in (sysconfig.get_config_var("CONFIG_ARGS") or "")
 
 #: How long a subprocess program may run before it counts as hung: far more
 #: than any needs, even on the debug + ASan build (several times slower).

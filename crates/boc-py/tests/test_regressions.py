@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import select
 import sys
-import sysconfig
 import threading
 import time
 
@@ -18,7 +17,7 @@ import boc
 import boc.aio
 import pytest
 from boc import Cown, PinnedCown, when
-from helpers import REPEAT, run_program
+from helpers import ASAN, REPEAT, run_program
 
 
 def test_collecting_an_unretrieved_exception_in_a_cycle_reports_it():
@@ -589,7 +588,7 @@ def test_main_side_behaviors_sharing_code_are_named_by_their_own_function(caplog
 
 
 @pytest.mark.skipif(
-    "address-sanitizer" in (sysconfig.get_config_var("CONFIG_ARGS") or ""),
+    ASAN,
     reason="AddressSanitizer reserves more address space than any RLIMIT_AS the test could set",
 )
 def test_a_pool_whose_second_worker_cannot_start_raises_instead_of_hanging():

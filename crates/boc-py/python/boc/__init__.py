@@ -222,5 +222,8 @@ atexit.register(_boc._shutdown_at_exit)
 
 if hasattr(os, "register_at_fork"):
     # A forked child inherits no worker threads: drop the dead pool there so
-    # the child's first @when starts a fresh one instead of waiting forever.
+    # the child's first @when starts a fresh one instead of waiting forever,
+    # and the pump waker, whose thread it does not have either. (The locks
+    # other threads may hold at the fork are held across it by the
+    # extension's own pthread_atfork handlers.)
     os.register_at_fork(after_in_child=_boc._after_fork_in_child)

@@ -364,8 +364,10 @@ def _state() -> _State:
     behaviors in flight, ready main-side behaviors. Not a stable API."""
 
 def _after_fork_in_child() -> None:
-    """Registered with ``os.register_at_fork``: forget the worker pool a forked
-    child inherited (it has no threads); the next ``@when`` starts a fresh one."""
+    """Registered with ``os.register_at_fork``: make a forked child's runtime its
+    own. It forgets the worker pools the child inherited (they have no threads;
+    the next ``@when`` starts a fresh one), the other threads' bookkeeping, and
+    the pump waker (whose thread is the parent's: call ``set_pump_waker`` again)."""
 
 def _shutdown_at_exit() -> None:
     """boc's ``atexit`` handler, the exit-time stop: runs what is still
