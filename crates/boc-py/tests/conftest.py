@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+
 import boc
 import pytest
 from boc import _boc
+
+# A Python started with SIGINT ignored (a background job of a
+# non-interactive shell) keeps it ignored, and then neither Ctrl-C nor
+# `_thread.interrupt_main()` interrupts anything: the Ctrl-C tests need
+# Python's own handler, whatever started the run.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
