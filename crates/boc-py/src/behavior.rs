@@ -9,6 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyFunction, PyList, PyTuple};
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 thread_local! {
@@ -343,7 +344,20 @@ const NEVER_RUNS: [(u32, &str, &str); 3] = [
 ];
 
 thread_local! {
-    static CODE_FACTS: RefCell<Vec<CodeFacts>> = const { RefCell::new(Vec::new()) };
+    /// Never dropped: a thread's destructors run once it has left Python,
+    /// and a Python reference dropped there goes to PyO3's list of
+    /// deferred decrefs, whose lock a fork may then leave held in the child
+    /// (every call into the extension takes it: see `fork`). A worker
+    /// empties its cache before it leaves Python ([`clear_code_facts`]);
+    /// another thread that ends leaves its at most [`MAX_CODE_FACTS`]
+    /// references (to code objects and names) alive.
+    static CODE_FACTS: ManuallyDrop<RefCell<Vec<CodeFacts>>> = const { ManuallyDrop::new(RefCell::new(Vec::new())) };
+}
+
+/// Empties this thread's cache of code facts (attached, so the references
+/// are dropped at once).
+pub(crate) fn clear_code_facts(_py: Python<'_>) {
+    CODE_FACTS.with(|facts| facts.borrow_mut().clear());
 }
 
 /// Runs `f` on the facts of `function`'s code, or returns `None` if it is

@@ -35,14 +35,46 @@
 //!
 //! The pump waker's thread is signalled without a lock, for the same reason.
 //!
+//! A child forked inside a callback that one of boc's threads runs (a
+//! body on a worker, the pump waker, the watchdog's sink) has that thread
+//! as its only one; it ends when the callback returns
+//! ([`end_if_forked_since`]).
+//!
 //! What a fork does not give the child: behaviors in flight at the fork
 //! (lost there, with the cowns they hold), the pump waker (call
 //! `set_pump_waker` again), the watchdog's thread (no starvation reports in
-//! the child). The pump descriptor is the parent's (a socket pair shared
-//! across the fork). See docs/python-misuse.md.
+//! the child), a main thread when it forked from another one (boc's home
+//! stays the parent's main thread). The pump descriptor is the parent's (a
+//! socket pair shared across the fork). See docs/python-misuse.md, rows
+//! 113 and 149.
 
+use crate::primitive::{AtomicUsize, Ordering};
 use pyo3::prelude::*;
 use std::cell::RefCell;
+
+/// Forks this process has gone through, counted in each child by
+/// [`_after_fork_in_child`]. Written (Relaxed) by the forking thread in the
+/// child, before it runs anything else; read (Relaxed) by boc's threads to
+/// learn whether a callback they ran forked (then they are the child's
+/// only thread, and that thread is the reader).
+static FORKS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many forks this process has gone through.
+pub(crate) fn generation() -> usize {
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// Ends the process if it forked since [`generation`] returned `before`
+/// on this thread, which is then a forked child's only thread: a boc
+/// thread (waker, watchdog) whose Python callback forked. Nothing in the
+/// child would ever wake it again, so the child ends as it would had a
+/// `threading.Thread` forked and returned (exit status 0, without
+/// finalizing). A worker does the same once its body returns.
+pub(crate) fn end_if_forked_since(before: usize) {
+    if generation() != before {
+        std::process::exit(0);
+    }
+}
 
 /// Every lock [`prepare`] takes, in the order taken (the struct's field
 /// order, which is also the order they are released in).
@@ -103,6 +135,7 @@ extern "C" fn release() {
 /// behavior ends when that body returns (see `worker::forked`).
 #[pyfunction]
 pub(crate) fn _after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
     crate::worker::after_fork_in_child();
     crate::exit::after_fork_in_child();
     crate::runtime::after_fork_in_child();

@@ -881,6 +881,7 @@ fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&StarvationReport) + 
         let message = report.to_string();
         // The watchdog's own thread, outside any protocol; nothing to do
         // once boc has shut down for interpreter exit.
+        let before = crate::fork::generation();
         exit::attach(|py| {
             let delivered = match &on_starve {
                 Some(on_starve) => on_starve.call1(py, (message,)).map(drop),
@@ -894,6 +895,7 @@ fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&StarvationReport) + 
                 error.write_unraisable(py, None);
             }
         });
+        crate::fork::end_if_forked_since(before);
     }
 }
 
@@ -989,11 +991,13 @@ impl WakerThread {
                 std::thread::park();
                 continue;
             }
+            let before = crate::fork::generation();
             let attached = exit::attach(|py| {
                 if let Err(error) = self.callback.call0(py) {
                     error.write_unraisable(py, None);
                 }
             });
+            crate::fork::end_if_forked_since(before);
             if attached.is_none() {
                 return;
             }
@@ -1042,7 +1046,18 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
             let thread_waker = Arc::clone(&waker);
             let handle = std::thread::Builder::new()
                 .name("boc-pump-waker".into())
-                .spawn(move || thread_waker.run())
+                .spawn(move || {
+                    thread_waker.run();
+                    // This may be the last reference, and with it the
+                    // callback's: drop it attached. A Python reference
+                    // dropped detached goes to PyO3's deferred-decref list,
+                    // whose lock a fork could then leave held in the child
+                    // (every call into the extension takes it: see `fork`).
+                    // Once the interpreter finalizes, it is deferred anyway.
+                    let mut last = Some(thread_waker);
+                    exit::attach(|_py| drop(last.take()));
+                    drop(last);
+                })
                 .map_err(|error| PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}")))?;
             // Before the waker is published below: see `WakerThread::thread`.
             let _ = waker.thread.set(handle.thread().clone());

@@ -10,6 +10,7 @@
 
 use crate::behavior;
 use crate::exit;
+use crate::fork;
 use crate::primitive::{AtomicBool, AtomicUsize, Ordering};
 use boc_core::Ready;
 use boc_sched::Runner;
@@ -25,21 +26,13 @@ thread_local! {
     /// This worker thread is attached for its loop (false only when the
     /// interpreter could not be attached to: behaviors are then dropped).
     static ATTACHED: Cell<bool> = const { Cell::new(false) };
-    /// [`FORKS`] when this worker started.
+    /// [`fork::generation`] when this worker started.
     static STARTED_AFTER_FORKS: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Forks this process has gone through (counted in the child, by
-/// `fork::_after_fork_in_child`). Written (Relaxed) by the forking thread in the
-/// child, before anything else runs there; read (Relaxed) by that same
-/// thread when it is a worker that forked inside a behavior, which is the
-/// only worker a child has.
-static FORKS: AtomicUsize = AtomicUsize::new(0);
-
-/// In a forked child: counts the fork, and forgets the workers it does
-/// not have (all of them but the forking thread, when a body forked).
+/// In a forked child: forgets the workers it does not have (all of them
+/// but the forking thread, when a body forked).
 pub(crate) fn after_fork_in_child() {
-    FORKS.fetch_add(1, Ordering::Relaxed);
     let ident = crate::runtime::thread_ident();
     THREADS.lock().unwrap_or_else(PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
 }
@@ -54,7 +47,7 @@ pub(crate) fn hold_for_fork() -> MutexGuard<'static, Vec<(c_ulong, String)>> {
 /// child of a fork made inside a behavior). Its pool has no other thread
 /// there, and the behaviors queued in it are the parent's.
 fn forked() -> bool {
-    STARTED_AFTER_FORKS.with(Cell::get) != FORKS.load(Ordering::Relaxed)
+    STARTED_AFTER_FORKS.with(Cell::get) != fork::generation()
 }
 
 /// Set by the exit path after an interrupt: workers drop the behaviors
@@ -127,13 +120,14 @@ impl SameThread<'_> {
 
 impl Runner<Ready> for Workers {
     fn worker_thread(&self, work: &mut dyn FnMut()) {
-        STARTED_AFTER_FORKS.with(|forks| forks.set(FORKS.load(Ordering::Relaxed)));
+        STARTED_AFTER_FORKS.with(|forks| forks.set(fork::generation()));
         let _registered = Registered::new();
         exit::as_worker(|| {
-            let attached = exit::attach_worker(|_py| {
+            let attached = exit::attach_worker(|py| {
                 ATTACHED.with(|attached| attached.set(true));
                 work();
                 ATTACHED.with(|attached| attached.set(false));
+                behavior::clear_code_facts(py);
             });
             if attached.is_none() {
                 // The interpreter is finalizing (or gone): run the loop

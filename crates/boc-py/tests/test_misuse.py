@@ -16,8 +16,10 @@ import logging
 import math
 import os
 import pickle
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import boc
@@ -789,6 +791,52 @@ def test_main_side_work_queued_at_a_fork_runs_in_the_parent_only():
     assert fork_and_report(in_the_child) == "(0, 0)"
     assert boc.pump().executed == 1
     assert queued.value == 2
+
+
+def fork_and_wait(work: Callable[[], bool]) -> str:
+    """Forks; the child exits 0 if `work()` is true, else 1. Says how the
+    child ended, or that it hung (then kills it)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if work() else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return f"status {os.waitstatus_to_exitcode(status)}"
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "hung"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads running
+def test_a_child_forked_as_pump_wakers_come_and_go_runs_its_work():
+    # Each replaced waker's thread dropped its callback detached, into
+    # PyO3's deferred-decref list, under a lock that every call into the
+    # extension takes: a fork in between left the child that lock held
+    # (it hung in the fork hook, 2 forks in 300). Found by a hostile-user
+    # survey. Now nothing of boc drops a Python reference detached.
+    stop = threading.Event()
+
+    def replace_the_waker() -> None:
+        while not stop.is_set():
+            boc.set_pump_waker(lambda: None)
+
+    churn = threading.Thread(target=replace_the_waker)
+    churn.start()
+    try:
+        cown = Cown(20)
+        outcomes = [fork_and_wait(lambda: add_one_in_a_behavior(cown) == 21) for _ in range(100)]
+    finally:
+        stop.set()
+        churn.join()
+        boc.set_pump_waker(None)
+    assert set(outcomes) == {"status 0"}, outcomes
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -544,6 +544,55 @@ def test_forking_inside_a_behavior_ends_the_child_when_the_body_returns():
     assert "child ended, status 0" in result.stdout, result.describe()
 
 
+@pytest.mark.parametrize("callback", ["waker", "watchdog"])
+def test_forking_inside_a_boc_thread_callback_ends_the_child_when_it_returns(callback):
+    # The pump waker's callback and the watchdog's on_starve run on boc's
+    # own threads. Forked there, the child's only thread went back to
+    # waiting for a wake that nothing in the child would ever send: an
+    # orphan that never exits. Found by a hostile-user survey.
+    result = run_program(
+        f"""
+        import os, time, warnings
+        import boc
+        from boc import PinnedCown, when
+        warnings.simplefilter("ignore", DeprecationWarning)
+        children = []
+        def fork_here(*args):
+            pid = os.fork()
+            if pid == 0:
+                return  # the child: the callback returns
+            children.append(pid)
+        if {callback!r} == "waker":
+            boc.set_pump_waker(fork_here)
+        else:
+            boc.set_pump_watchdog(50, on_starve=fork_here)
+        queued = when(PinnedCown(0))(lambda pinned: 1)
+        deadline = time.monotonic() + 20
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for pid in children:
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    print(f"child ended, status {{os.waitstatus_to_exitcode(status)}}", flush=True)
+                    break
+                time.sleep(0.01)
+            else:
+                os.kill(pid, 9)
+                print("child still running", flush=True)
+        boc.set_pump_waker(None)
+        boc.set_pump_watchdog(None)
+        boc.wait()
+        print("parent:", queued.value, flush=True)
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.describe()
+    assert "child ended, status 0" in result.stdout, result.describe()
+    assert "child still running" not in result.stdout, result.describe()
+    assert "parent: 1" in result.stdout, result.describe()
+
+
 def test_boc_workers_is_held_to_the_bound_of_start():
     result = run_program(
         """
