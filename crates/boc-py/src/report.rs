@@ -99,8 +99,6 @@ fn set_finalizer(cown_type: &Bound<'_, PyType>) {
 /// `tp_finalize` of a cown: reports an unretrieved exception (module docs).
 unsafe extern "C" fn finalize_cown(object: *mut ffi::PyObject) {
     // A finalizer runs attached (the collector or a deallocation calls it).
-    // SAFETY: see above; the token does not outlive the call.
-    let py = unsafe { Python::assume_attached() };
     // PEP 442: a finalizer keeps the exception being raised, if any.
     let (mut kind, mut value, mut traceback) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: attached; the three out-pointers are valid.
@@ -109,12 +107,18 @@ unsafe extern "C" fn finalize_cown(object: *mut ffi::PyObject) {
         ffi::PyErr_Fetch(&mut kind, &mut value, &mut traceback)
     };
     let reported = std::panic::catch_unwind(|| {
-        // SAFETY: `object` is the live object being finalized; borrowed, so
-        // no reference of ours outlives the call.
-        let object = unsafe { Bound::from_borrowed_ptr(py, object) };
-        if let Ok(cown) = object.cast::<PyCown>() {
-            report_if_unretrieved(py, &cown.get().core);
-        }
+        // Through PyO3's attach (which finds the thread attached), so that
+        // PyO3 counts the attachment: a Python reference dropped here is
+        // then released at once, not deferred to its list of decrefs (see
+        // `fork` for why boc never defers one).
+        Python::attach(|py| {
+            // SAFETY: `object` is the live object being finalized;
+            // borrowed, so no reference of ours outlives the call.
+            let object = unsafe { Bound::from_borrowed_ptr(py, object) };
+            if let Ok(cown) = object.cast::<PyCown>() {
+                report_if_unretrieved(py, &cown.get().core);
+            }
+        });
     });
     if reported.is_err() {
         eprintln!("boc: internal error while finalizing a cown (a panic); its exception, if any, is not reported");
