@@ -31,7 +31,8 @@ commands:
   test                            everything CI checks, in order, stopping at the first
                                   failure: fmt, clippy, Rust tests (nextest + doc tests,
                                   or cargo test), loom models (bound 2), miri (skipped
-                                  when not installed), tidy, Python tests
+                                  when not installed), tidy, the Python suite on
+                                  python3 built without PyO3's deferred decrefs, Python tests
                                   (pytest on python3 and on each of pyenv's 3.12 and 3.13,
                                   /opt/python-ft's free-threaded 3.13t and /opt/python-asan's
                                   debug + AddressSanitizer 3.13 that is found, each in its

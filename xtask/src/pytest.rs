@@ -89,6 +89,26 @@ pub(crate) fn run_tests(root: &Path) -> Result {
     })
 }
 
+/// A step of `cargo xtask test`: the whole suite on the default interpreter with the
+/// binding built without PyO3's list of deferred decrefs, so that a Python reference
+/// that boc drops detached aborts the run (see
+/// [`Venv::install_binding_without_reference_pool`]). The default build is reinstalled
+/// afterwards (also when the run failed).
+pub(crate) fn run_without_reference_pool(root: &Path) -> Result {
+    if test_files(root).is_empty() {
+        println!("python tests without the reference pool: none yet, skipped");
+        return Ok(());
+    }
+    let venv = python::primary_venv(root)?;
+    venv.install_binding_without_reference_pool(root)?;
+    let run = pytest(&python::PRIMARY, &venv, &[tests_dir()], python::PRIMARY.test_timeout_seconds, &[], &[]);
+    let restored = python::primary_venv(root).map(drop);
+    let run = run?;
+    restored?;
+    println!("python tests without the reference pool: {}", run.closing_line);
+    Ok(())
+}
+
 /// `cargo xtask fuzz`: the model-based test with `examples` examples on every selected
 /// interpreter; `pytest_args` go to pytest.
 pub(crate) fn fuzz(root: &Path, examples: u32, pytest_args: &[String]) -> Result {

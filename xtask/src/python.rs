@@ -113,7 +113,7 @@ pub(crate) struct Interpreter {
 const INTERPRETERS: [&Interpreter; 5] = [&PRIMARY, &PYENV_3_12, &PYENV_3_13, &FREE_THREADED, &ADDRESS_SANITIZER];
 
 /// The default interpreter: the demo's, and the first of the test matrix.
-const PRIMARY: Interpreter = Interpreter::plain("python3", ".venv", Source::Default);
+pub(crate) const PRIMARY: Interpreter = Interpreter::plain("python3", ".venv", Source::Default);
 
 /// pyenv's CPython 3.12; the bocpy comparison runs on it (both sides, one environment).
 const PYENV_3_12: Interpreter = Interpreter::plain("3.12", ".venv-3.12", Source::Pyenv("3.12"));
@@ -312,6 +312,22 @@ impl Venv {
     fn install_binding(&self) -> Result {
         let manifest = Path::new(BINDING_CRATE_DIR).join("Cargo.toml");
         self.python().args(["-m", "maturin", "develop", "--release", "-m"]).arg(manifest).run()
+    }
+
+    /// [`Venv::install_binding`] with PyO3's list of deferred decrefs compiled out
+    /// (`--cfg pyo3_disable_reference_pool`, in its own target directory): a Python
+    /// reference dropped where PyO3 does not count the thread attached then aborts the
+    /// process instead of waiting in that list. boc must never defer one: the list's
+    /// lock, taken detached, could be held by another thread at a fork and stay held in
+    /// the child, where every call into the extension takes it (`crates/boc-py/src/fork.rs`).
+    pub(crate) fn install_binding_without_reference_pool(&self, root: &Path) -> Result {
+        let manifest = Path::new(BINDING_CRATE_DIR).join("Cargo.toml");
+        self.python()
+            .env("RUSTFLAGS", "--cfg pyo3_disable_reference_pool")
+            .env("CARGO_TARGET_DIR", root.join("target").join("no-reference-pool"))
+            .args(["-m", "maturin", "develop", "--release", "-m"])
+            .arg(manifest)
+            .run()
     }
 
     /// Imports the installed extension and describes the interpreter it loaded into:

@@ -11,7 +11,11 @@
 //!    `target/miri` on a 2-core machine, 16 s warm; skipped with a note when
 //!    the nightly miri component is not installed
 //! 6. tidy
-//! 7. the Python tests, once `crates/boc-py/tests` has any: pytest on `python3` and
+//! 7. no deferred decrefs: the Python suite on `python3` with the binding built
+//!    without PyO3's list of deferred decrefs, where a Python reference that boc
+//!    drops detached aborts the run (boc must never defer one: `fork.rs` in the
+//!    binding says why); about 2 min from a cold `target/no-reference-pool`
+//! 8. the Python tests, once `crates/boc-py/tests` has any: pytest on `python3` and
 //!    on every other interpreter found among pyenv's 3.12 and 3.13, the free-threaded
 //!    3.13t and the debug + AddressSanitizer 3.13 (`asan`), each in its own
 //!    environment (see `python` and `pytest`); an interpreter that is not found is
@@ -46,6 +50,7 @@ pub(crate) fn run(root: &Path) -> Result {
     timed("loom", &|| loom::run(root, LOOM_PREEMPTIONS, &[]))?;
     timed("miri", &|| miri::run(false, &[]))?;
     timed("tidy", &|| tidy::run(root))?;
+    timed("no deferred decrefs", &|| pytest::run_without_reference_pool(root))?;
     timed("python tests", &|| pytest::run_tests(root))?;
 
     println!();
