@@ -46,7 +46,11 @@ pub(crate) fn note_failed(core: &Arc<CownCore>) {
 /// exception, if any, is reported later). Attached.
 pub(crate) fn report_if_unretrieved(py: Python<'_>, core: &CownCore) {
     if let Some((exception, origin)) = core.take_unretrieved(py) {
-        report(py, exception.bind(py), origin.as_deref());
+        // A `Bound`, so that it is released at once even where PyO3 does not
+        // count the thread attached (a `tp_finalize`): a `Py` would go to
+        // PyO3's deferred decrefs, which boc never uses (see `fork`).
+        let exception = exception.into_bound(py);
+        report(py, &exception, origin.as_deref());
     }
 }
 
@@ -98,7 +102,11 @@ fn set_finalizer(cown_type: &Bound<'_, PyType>) {
 
 /// `tp_finalize` of a cown: reports an unretrieved exception (module docs).
 unsafe extern "C" fn finalize_cown(object: *mut ffi::PyObject) {
-    // A finalizer runs attached (the collector or a deallocation calls it).
+    // A finalizer runs attached (the collector or a deallocation calls it),
+    // but PyO3 does not count it so (and cannot be asked to during
+    // finalization): nothing here drops a `Py`, only `Bound`s.
+    // SAFETY: see above; the token does not outlive the call.
+    let py = unsafe { Python::assume_attached() };
     // PEP 442: a finalizer keeps the exception being raised, if any.
     let (mut kind, mut value, mut traceback) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: attached; the three out-pointers are valid.
@@ -107,18 +115,12 @@ unsafe extern "C" fn finalize_cown(object: *mut ffi::PyObject) {
         ffi::PyErr_Fetch(&mut kind, &mut value, &mut traceback)
     };
     let reported = std::panic::catch_unwind(|| {
-        // Through PyO3's attach (which finds the thread attached), so that
-        // PyO3 counts the attachment: a Python reference dropped here is
-        // then released at once, not deferred to its list of decrefs (see
-        // `fork` for why boc never defers one).
-        Python::attach(|py| {
-            // SAFETY: `object` is the live object being finalized;
-            // borrowed, so no reference of ours outlives the call.
-            let object = unsafe { Bound::from_borrowed_ptr(py, object) };
-            if let Ok(cown) = object.cast::<PyCown>() {
-                report_if_unretrieved(py, &cown.get().core);
-            }
-        });
+        // SAFETY: `object` is the live object being finalized; borrowed, so
+        // no reference of ours outlives the call.
+        let object = unsafe { Bound::from_borrowed_ptr(py, object) };
+        if let Ok(cown) = object.cast::<PyCown>() {
+            report_if_unretrieved(py, &cown.get().core);
+        }
     });
     if reported.is_err() {
         eprintln!("boc: internal error while finalizing a cown (a panic); its exception, if any, is not reported");

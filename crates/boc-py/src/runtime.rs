@@ -957,33 +957,32 @@ pub(crate) fn pump_fd() -> PyResult<i32> {
     Ok(fd.as_raw_fd())
 }
 
-/// Calls a Python waker on its own thread: the runtime signals it from
-/// inside the protocol, which must not call Python (SPEC §5 rule 2).
+/// Calls the Python pump waker on its own thread: the runtime signals it
+/// from inside the protocol, which must not call Python (SPEC §5 rule 2).
+/// One thread for the runtime's life, started by the first
+/// `set_pump_waker` with a callback; later calls only swap the callback.
 ///
-/// Signalled without a lock (a flag and the thread's park token), so a
-/// fork can never cut a signal in half and leave the child a lock that
-/// no thread of it holds (see `fork`).
+/// Signalled without a lock (a flag and the thread's park token), and its
+/// callback's lock is only ever taken attached, so a fork never leaves the
+/// child one of them held by a thread it does not have (see `fork`). Every
+/// callback is dropped attached, by the thread that replaces it or by the
+/// waker thread once it has called it.
 struct WakerThread {
-    callback: Py<PyAny>,
+    /// The current callback (`None` once removed).
+    callback: Mutex<Option<Py<PyAny>>>,
     /// A wake not yet handled. Set (Release) by `wake`; swapped to false
     /// (Acquire) by the waker thread before it calls the callback, so a
     /// wake after that swap calls it again.
     pending: AtomicBool,
-    /// Set (Release) by `close`; read (Acquire) by the waker thread, which
-    /// then returns.
-    closed: AtomicBool,
     /// The waker thread, set by `set_pump_waker` right after spawning it
     /// and before it publishes the waker (under the main queue's lock), so
-    /// every `wake` and `close` finds it.
+    /// every `wake` finds it.
     thread: OnceLock<std::thread::Thread>,
 }
 
 impl WakerThread {
     fn run(&self) {
         loop {
-            if self.closed.load(Ordering::Acquire) {
-                return;
-            }
             if !self.pending.swap(false, Ordering::Acquire) {
                 // `unpark` after the flag's store makes this return (a
                 // token left by an earlier `unpark` makes it return early:
@@ -993,31 +992,31 @@ impl WakerThread {
             }
             let before = crate::fork::generation();
             let attached = exit::attach(|py| {
-                if let Err(error) = self.callback.call0(py) {
+                let callback = self
+                    .callback
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .map(|callback| callback.clone_ref(py));
+                if let Some(callback) = callback
+                    && let Err(error) = callback.call0(py)
+                {
                     error.write_unraisable(py, None);
                 }
             });
             crate::fork::end_if_forked_since(before);
             if attached.is_none() {
+                // The interpreter is finalizing: no callback runs any more.
                 return;
             }
         }
     }
 
-    fn unpark(&self) {
+    fn wake(&self) {
+        self.pending.store(true, Ordering::Release);
         if let Some(thread) = self.thread.get() {
             thread.unpark();
         }
-    }
-
-    fn wake(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.unpark();
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.unpark();
     }
 }
 
@@ -1029,7 +1028,7 @@ impl WakerThread {
 pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyResult<()> {
     crate::exit::call(py, || {
         let runtime = runtime()?;
-        let waker = if callback.is_none() {
+        let callback = if callback.is_none() {
             None
         } else if !callback.is_callable() {
             return Err(PyTypeError::new_err(format!(
@@ -1037,38 +1036,41 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
                 type_name(callback)
             )));
         } else {
-            let waker = Arc::new(WakerThread {
-                callback: callback.clone().unbind(),
-                pending: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-                thread: OnceLock::new(),
-            });
-            let thread_waker = Arc::clone(&waker);
-            let handle = std::thread::Builder::new()
-                .name("boc-pump-waker".into())
-                .spawn(move || {
-                    thread_waker.run();
-                    // This may be the last reference, and with it the
-                    // callback's: drop it attached. A Python reference
-                    // dropped detached goes to PyO3's deferred-decref list,
-                    // whose lock a fork could then leave held in the child
-                    // (every call into the extension takes it: see `fork`).
-                    // Once the interpreter finalizes, it is deferred anyway.
-                    let mut last = Some(thread_waker);
-                    exit::attach(|_py| drop(last.take()));
-                    drop(last);
-                })
-                .map_err(|error| PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}")))?;
-            // Before the waker is published below: see `WakerThread::thread`.
-            let _ = waker.thread.set(handle.thread().clone());
-            Some(waker)
+            Some(callback.clone().unbind())
         };
-        let signal = waker.clone().map(|waker| Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>);
+        let mut slot = runtime.waker.lock().unwrap_or_else(PoisonError::into_inner);
+        let waker = match (&*slot, &callback) {
+            (Some(waker), _) => Arc::clone(waker),
+            // Removed before any was set: nothing to start.
+            (None, None) => return Ok(()),
+            (None, Some(_)) => {
+                let waker = Arc::new(WakerThread {
+                    callback: Mutex::new(None),
+                    pending: AtomicBool::new(false),
+                    thread: OnceLock::new(),
+                });
+                let thread_waker = Arc::clone(&waker);
+                let handle = std::thread::Builder::new()
+                    .name("boc-pump-waker".into())
+                    .spawn(move || thread_waker.run())
+                    .map_err(|error| {
+                        PyRuntimeError::new_err(format!("cannot start the pump waker's thread: {error}"))
+                    })?;
+                // Before the waker is published below: see `WakerThread::thread`.
+                let _ = waker.thread.set(handle.thread().clone());
+                *slot = Some(Arc::clone(&waker));
+                waker
+            }
+        };
+        drop(slot);
+        let signal = callback.is_some().then(|| {
+            let waker = Arc::clone(&waker);
+            Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>
+        });
+        let previous = std::mem::replace(&mut *waker.callback.lock().unwrap_or_else(PoisonError::into_inner), callback);
+        // Dropped here, attached (outside the lock: it may run Python).
+        drop(previous);
         runtime.main.set_waker(signal);
-        let previous = std::mem::replace(&mut *runtime.waker.lock().unwrap_or_else(PoisonError::into_inner), waker);
-        if let Some(previous) = previous {
-            previous.close();
-        }
         Ok(())
     })
 }
@@ -1118,7 +1120,8 @@ pub(crate) fn after_fork_in_child() {
     // run in both processes.
     runtime.main.hold().forget_queued();
     if let Some(waker) = runtime.waker.lock().unwrap_or_else(PoisonError::into_inner).take() {
-        // Its thread is the parent's: the callback would never be called.
+        // Its thread is the parent's: the callback would never be called
+        // (the next `set_pump_waker` starts the child's own).
         std::mem::forget(waker);
         runtime.main.set_waker(None);
     }

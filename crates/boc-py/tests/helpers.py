@@ -32,6 +32,9 @@ if REPEAT < 1:
 #: This interpreter was built with AddressSanitizer (`build-python.sh asan`).
 ASAN = "address-sanitizer" in (sysconfig.get_config_var("CONFIG_ARGS") or "")
 
+#: This is a free-threaded build (3.13t).
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
 #: How long a subprocess program may run before it counts as hung: far more
 #: than any needs, even on the debug + ASan build (several times slower).
 PROGRAM_TIMEOUT = 60

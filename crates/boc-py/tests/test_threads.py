@@ -7,17 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import sysconfig
 import threading
 
 import boc
 import pytest
 from boc import Cown, wait, when
+from helpers import FREE_THREADED
 
-free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
-
-@pytest.mark.skipif(not free_threaded, reason="needs a free-threaded CPython build")
+@pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded CPython build")
 def test_the_gil_stays_off_after_import_and_use():
     code = (
         "import sys, boc\n"

@@ -213,7 +213,9 @@ def set_pump_waker(callback: Callable[[], object] | None) -> None:
     called from a runtime-owned thread, so it must only post a "pump soon"
     event to the host loop (``loop.call_soon_threadsafe(...)``, a
     toolkit's thread-safe post), never pump itself. ``None`` removes it.
-    An exception it raises is reported as unraisable.
+    An exception it raises is reported as unraisable. One thread calls it,
+    started by the first call with a callback and kept for the life of the
+    process; later calls only replace the callback.
     """
 
 def set_pump_watchdog(warn_ms: float | None = ..., on_starve: Callable[[str], object] | None = None) -> None:
