@@ -29,7 +29,7 @@ pub enum Error {
     #[error("{operation} called off the home thread: the home thread is {}, the caller is {}",
         ThreadLabel(*home, home_name.as_deref()), ThreadLabel(*caller, caller_name.as_deref()))]
     NotHomeThread {
-        /// The refused operation (`"pump"`, `"wait_for_work"`).
+        /// The refused operation (`"pump"`, `"wait_for_work"`, `"wait"`).
         operation: &'static str,
         /// The thread that created the queue.
         home: ThreadId,
@@ -44,7 +44,7 @@ pub enum Error {
     /// [`pump`](crate::MainQueue::pump) is running (pump is not re-entrant).
     #[error("{operation} called from inside a task run by pump (pump is not re-entrant)")]
     Reentrant {
-        /// The refused operation (`"pump"`, `"wait_for_work"`).
+        /// The refused operation (`"pump"`, `"wait_for_work"`, `"wait"`).
         operation: &'static str,
     },
     /// The waker's socket pair could not be created.

@@ -22,6 +22,9 @@
 //!   checks it).
 //! * [`MainQueue::wait_for_work`] / [`MainQueue::wake`]: the home thread
 //!   blocks, without polling, until work arrives or it is woken.
+//! * [`MainQueue::wait_until`] / [`MainQueue::count_out`]: the home thread's
+//!   whole wait loop ([`HomeWait`] says what it waits for), and the count-out
+//!   that wakes it when the last work in flight is done.
 //! * Watchdog ([`WatchdogConfig`], [`StarvationReport`]): a thread that
 //!   reports, once per starvation episode, work that waits longer than a
 //!   threshold without being pumped, even if pump is never called.
@@ -51,6 +54,7 @@
 mod affinity;
 mod callback;
 mod error;
+mod home;
 mod primitive;
 mod pump;
 mod queue;
@@ -64,6 +68,7 @@ mod tests;
 
 pub use crate::affinity::Affinity;
 pub use crate::error::{Error, PumpError};
+pub use crate::home::{HomeWait, WaitEnd};
 pub use crate::pump::{Budget, MainRunner, Outcome, PumpReport};
 pub use crate::queue::{Hold, MainConfig, MainQueue, WaitOutcome};
 pub use crate::watchdog::{MAX_REPORTED_LABELS, StarvationReport, WatchdogConfig};

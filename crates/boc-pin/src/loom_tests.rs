@@ -13,8 +13,8 @@
 //! A lost wakeup of `wait_for_work` shows up as a deadlock, which loom
 //! reports.
 
-use crate::primitive::{AtomicBool, Ordering};
-use crate::{Budget, MainConfig, MainQueue, Outcome, WaitOutcome};
+use crate::primitive::{AtomicUsize, Ordering};
+use crate::{Budget, HomeWait, MainConfig, MainQueue, Outcome, WaitEnd, WaitOutcome};
 use loom::thread;
 use std::sync::Arc;
 
@@ -134,32 +134,79 @@ fn loom_wake_races_wait_for_work() {
     });
 }
 
-/// The runtime's wait loop with one producer: pump, stop when the producer
-/// is done and nothing is queued, else wait. The producer pushes, then
-/// announces it is done with `wake`.
+/// A miniature runtime for the wait-loop models: a count of work in
+/// flight, counted out through the production [`MainQueue::count_out`].
+struct Quiesce {
+    in_flight: Arc<AtomicUsize>,
+    n_executed: usize,
+}
+
+impl Quiesce {
+    fn count_out(queue: &MainQueue<u32>, in_flight: &AtomicUsize) {
+        queue.count_out(|| in_flight.fetch_sub(1, Ordering::SeqCst) == 1);
+    }
+}
+
+impl HomeWait<u32> for Quiesce {
+    type Error = crate::Error;
+
+    fn pump(&mut self, queue: &MainQueue<u32>) -> Result<(), crate::Error> {
+        let in_flight = &*self.in_flight;
+        let runner = |_task: u32| {
+            Self::count_out(queue, in_flight);
+            Outcome::Ok
+        };
+        self.n_executed += queue.pump(&runner, Budget::unbounded()).unwrap().executed;
+        Ok(())
+    }
+
+    fn is_done(&mut self) -> Result<bool, crate::Error> {
+        Ok(self.in_flight.load(Ordering::SeqCst) == 0)
+    }
+}
+
+/// The production wait loop (`wait_until`) with one producer that counts a
+/// main-side task in, pushes it, then counts itself out: every task runs,
+/// and the loop ends (a lost wake would be a deadlock, which loom reports).
 #[test]
-fn loom_pump_until_quiescent() {
+fn loom_wait_until_sees_pushed_work_and_the_last_count_out() {
     loom::model(|| {
         let queue = new_queue();
-        let is_done = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(AtomicUsize::new(1));
         let producer = {
-            let queue = Arc::clone(&queue);
-            let is_done = Arc::clone(&is_done);
+            let (queue, in_flight) = (Arc::clone(&queue), Arc::clone(&in_flight));
             thread::spawn(move || {
+                in_flight.fetch_add(1, Ordering::SeqCst);
                 queue.push(1, None);
-                is_done.store(true, Ordering::SeqCst);
-                queue.wake();
+                Quiesce::count_out(&queue, &in_flight);
             })
         };
-        let mut n_executed = 0;
-        loop {
-            n_executed += queue.pump(&run_all, Budget::unbounded()).unwrap().executed;
-            if is_done.load(Ordering::SeqCst) && queue.is_empty() {
-                break;
-            }
-            queue.wait_for_work(None).unwrap();
-        }
+        let mut hooks = Quiesce { in_flight: Arc::clone(&in_flight), n_executed: 0 };
+        assert_eq!(queue.wait_until(&mut hooks, None).unwrap(), WaitEnd::Done);
         producer.join().unwrap();
-        assert_eq!(n_executed, 1);
+        assert_eq!(hooks.n_executed, 1);
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// Work that never reaches the queue (a worker's), finished on two threads
+/// racing the wait loop: only the count-out that reaches zero wakes it.
+#[test]
+fn loom_wait_until_wakes_on_the_count_out_that_reaches_zero() {
+    loom::model(|| {
+        let queue = new_queue();
+        let in_flight = Arc::new(AtomicUsize::new(2));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (queue, in_flight) = (Arc::clone(&queue), Arc::clone(&in_flight));
+                thread::spawn(move || Quiesce::count_out(&queue, &in_flight))
+            })
+            .collect();
+        let mut hooks = Quiesce { in_flight: Arc::clone(&in_flight), n_executed: 0 };
+        assert_eq!(queue.wait_until(&mut hooks, None).unwrap(), WaitEnd::Done);
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(hooks.n_executed, 0);
     });
 }

@@ -510,9 +510,9 @@ impl<T: Send + 'static> MainQueue<T> {
     /// which stays pending for the next call. A wake that arrives before
     /// the call is not lost: the call returns [`WaitOutcome::Woken`] at once.
     ///
-    /// This is the blocking half of "wait on the home thread": loop
-    /// `{ pump; if done { break } wait_for_work }`, and have whatever makes
-    /// "done" true call [`wake`](MainQueue::wake).
+    /// This is the blocking half of "wait on the home thread", whose loop
+    /// is [`wait_until`](MainQueue::wait_until): a runtime uses that rather
+    /// than writing the loop again.
     ///
     /// ```
     /// use boc_pin::{MainConfig, MainQueue, WaitOutcome};
@@ -543,15 +543,21 @@ impl<T: Send + 'static> MainQueue<T> {
     pub fn wait_for_work(&self, timeout: Option<Duration>) -> Result<WaitOutcome, Error> {
         self.check_home("wait_for_work")?;
         self.check_not_pumping("wait_for_work")?;
+        Ok(self.block_for_work(timeout))
+    }
+
+    /// [`wait_for_work`](MainQueue::wait_for_work) without its checks: the
+    /// caller is on the home thread and not inside a pump.
+    pub(crate) fn block_for_work(&self, timeout: Option<Duration>) -> WaitOutcome {
         // A timeout too large for an Instant is no timeout.
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let mut state = self.shared.lock();
         loop {
             if !state.entries.is_empty() {
-                return Ok(WaitOutcome::Work);
+                return WaitOutcome::Work;
             }
             if std::mem::take(&mut state.wake_token) {
-                return Ok(WaitOutcome::Woken);
+                return WaitOutcome::Woken;
             }
             state.home_waiting = true;
             state = match deadline {
@@ -560,7 +566,7 @@ impl<T: Send + 'static> MainQueue<T> {
                     let now = Instant::now();
                     if now >= deadline {
                         state.home_waiting = false;
-                        return Ok(WaitOutcome::TimedOut);
+                        return WaitOutcome::TimedOut;
                     }
                     let (state, _) =
                         self.home_wakeup.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner);
