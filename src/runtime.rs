@@ -8,7 +8,7 @@ use crate::set::{Acquired, CownSet, HomeId};
 use crate::unwind;
 use boc_core::{Dispatch, Payload, Ready, Watch};
 use boc_pin::{
-    Affinity, Budget, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitOutcome, WatchdogConfig,
+    Affinity, Budget, HomeWait, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitEnd, WatchdogConfig,
 };
 use boc_sched::{Pool, Runner, Terminator};
 use std::marker::PhantomData;
@@ -44,21 +44,22 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Counts a behavior out; the last one wakes a home thread waiting in
-    /// `quiesce` for either main-side work or quiescence, and lets go of
-    /// the shared state of a runtime dropped while it could not wait.
+    /// Counts a behavior out through boc-pin's `count_out`: the last one
+    /// wakes a home thread waiting in `quiesce` for either main-side work or
+    /// quiescence, and lets go of the shared state of a runtime dropped
+    /// while it could not wait.
     fn finished(&self) {
-        if self.terminator.decrement() {
-            self.reached_zero();
+        // The decrement that reaches zero wakes the home thread, which may
+        // be waiting in `quiesce` (the terminator wakes only its own
+        // waiters).
+        if self.main.count_out(|| self.terminator.decrement()) {
+            self.closed_at_zero();
         }
     }
 
-    /// After a decrement that took the count to zero: wakes the home
-    /// thread, which may be waiting in `quiesce` (the terminator wakes only
-    /// its own waiters), and, once the runtime is closed, lets go of its
-    /// orphaned shared state.
-    fn reached_zero(&self) {
-        self.main.wake();
+    /// After the count was seen at zero: once the runtime is closed, lets
+    /// go of its orphaned shared state.
+    fn closed_at_zero(&self) {
         if self.terminator.is_closed() {
             self.release_orphan();
         }
@@ -126,9 +127,10 @@ impl Shared {
         // last behavior's finish saw it above zero. Then nobody else wakes
         // a home thread waiting for zero or lets go of an orphaned runtime:
         // do it here. (Of refused increments racing each other, the last to
-        // decrement sees zero here; a spurious wake is harmless.)
-        if self.inner.terminator.count() == 0 {
-            self.inner.reached_zero();
+        // decrement sees zero here; a spurious wake is harmless.) The undo
+        // is this behavior's count-out.
+        if self.inner.main.count_out(|| self.inner.terminator.count() == 0) {
+            self.inner.closed_at_zero();
         }
         Err(Error::ShutDown)
     }
@@ -643,34 +645,21 @@ impl Handle {
         if crate::cown::holds_a_cown() {
             return Err(Error::WaitWhileHolding);
         }
-        let timed_out = || Error::Timeout(timeout.unwrap_or_default(), inner.terminator.count());
-        if !inner.main.is_home_thread() {
-            return if inner.terminator.wait_idle(timeout) { Ok(()) } else { Err(timed_out()) };
-        }
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        loop {
-            match inner.main.pump(inner, Budget::unbounded()) {
-                Ok(_) => {}
-                Err(PumpError::Refused(boc_pin::Error::Reentrant { .. })) => return Err(Error::WaitInsideBehavior),
-                Err(error) => return Err(pump_error(error)),
-            }
-            if inner.terminator.count() == 0 {
-                return Ok(());
-            }
-            let remaining = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(remaining) if !remaining.is_zero() => Some(remaining),
-                    _ => return Err(timed_out()),
-                },
-            };
-            // Woken by main-side work, or by the decrement that reaches
-            // zero (`Inner::finished`); a wake that comes first is kept.
-            if let WaitOutcome::TimedOut = inner.main.wait_for_work(remaining)? {
-                if inner.terminator.count() != 0 {
-                    return Err(timed_out());
-                }
-            }
+        let end = if inner.main.is_home_thread() {
+            let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+            inner.main.wait_until(&mut Quiesce(inner), deadline).map_err(|error| match error {
+                // Inside a main-side behavior, which pump is running.
+                Error::Pin(boc_pin::Error::Reentrant { .. }) => Error::WaitInsideBehavior,
+                other => other,
+            })?
+        } else if inner.terminator.wait_idle(timeout) {
+            WaitEnd::Done
+        } else {
+            WaitEnd::TimedOut
+        };
+        match end {
+            WaitEnd::Done => Ok(()),
+            WaitEnd::TimedOut => Err(Error::Timeout(timeout.unwrap_or_default(), inner.terminator.count())),
         }
     }
 
@@ -774,6 +763,25 @@ impl Handle {
     /// True on the runtime's home thread.
     pub fn is_home_thread(&self) -> bool {
         self.shared.inner.main.is_home_thread()
+    }
+}
+
+/// `quiesce` on the home thread: boc-pin's wait loop, pumping this
+/// runtime's main-side work until nothing is in flight. Woken by main-side
+/// work, or by the count-out that reaches zero (`Inner::finished`).
+struct Quiesce<'a>(&'a Inner);
+
+impl HomeWait<Ready> for Quiesce<'_> {
+    type Error = Error;
+
+    fn pump(&mut self, queue: &MainQueue<Ready>) -> Result<(), Error> {
+        // `wait_until` checked it is not inside a pump: refusals are the
+        // loop's to report.
+        queue.pump(self.0, Budget::unbounded()).map(drop).map_err(pump_error)
+    }
+
+    fn is_done(&mut self) -> Result<bool, Error> {
+        Ok(self.0.terminator.count() == 0)
     }
 }
 
