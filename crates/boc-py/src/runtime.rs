@@ -21,7 +21,8 @@ use crate::primitive::{AtomicBool, Ordering};
 use crate::worker::Workers;
 use boc_core::Ready;
 use boc_pin::{
-    Affinity, Budget, MainConfig, MainQueue, MainRunner, Outcome, PumpError, StarvationReport, WatchdogConfig,
+    Affinity, Budget, HomeWait, MainConfig, MainQueue, MainRunner, Outcome, PumpError, StarvationReport, WaitEnd,
+    WaitOutcome, WatchdogConfig,
 };
 use boc_sched::{Pool, PoolOptions, Terminator};
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
@@ -161,10 +162,14 @@ impl Running {
     /// Counts a behavior out (after it was released); the last one wakes
     /// the main thread if it waits.
     pub(crate) fn finished(&self) {
-        if self.terminator.decrement()
-            && let Some(runtime) = RUNTIME.get()
-        {
-            runtime.main.wake();
+        match RUNTIME.get() {
+            Some(runtime) => {
+                runtime.main.count_out(|| self.terminator.decrement());
+            }
+            // No runtime, so no main thread waiting in it.
+            None => {
+                self.terminator.decrement();
+            }
         }
     }
 
@@ -608,61 +613,131 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     }
     note_thread();
     let Some(runtime) = RUNTIME.get() else { return Ok(()) };
-    let started = Instant::now();
-    let deadline = waiting.timeout.and_then(|timeout| started.checked_add(timeout));
-    let mut patience = waiting.patience;
-    let on_main = is_main_thread();
-    loop {
-        if on_main {
-            drain_graveyard(py, true);
-            if waiting.discard {
-                discard_main_side(py, runtime);
-            } else {
-                pump_main(py, runtime, Budget::unbounded(), false, operation)?;
+    let deadline = waiting.timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let end = if is_main_thread() {
+        let mut hooks = MainWait { py, runtime, waiting, started: Instant::now(), patience: waiting.patience };
+        runtime.main.wait_until(&mut hooks, deadline).map_err(|error| match error {
+            MainWaitError::Py(error) => error,
+            MainWaitError::Refused(error) => errors::pin(operation, &error),
+        })?
+    } else {
+        wait_off_main(py, runtime, waiting, deadline)
+    };
+    match end {
+        WaitEnd::Done => Ok(()),
+        WaitEnd::TimedOut => {
+            let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main.len());
+            let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
+            Err(errors::timeout(operation, waiting.timeout.unwrap_or_default(), n_in_flight, &labels, n_main))
+        }
+    }
+}
+
+/// Whether [`wait_for_all`] is over: nothing in flight and, for a stop,
+/// the pool stopped. Reports of exceptions dropped meanwhile are written
+/// first; what they drop may schedule again (a pinned value's last handle
+/// goes home as a counted behavior): then the wait goes on for that too
+/// (its count-out, or its push to the main queue, wakes the main thread).
+fn wait_is_over(py: Python<'_>, runtime: &Runtime, waiting: &Waiting<'_>, on_main: bool) -> bool {
+    if runtime.n_in_flight() != 0 || (waiting.stop && !runtime.stop_if_idle(py)) {
+        return false;
+    }
+    drain_graveyard(py, on_main);
+    runtime.n_in_flight() == 0 && (!waiting.stop || runtime.current().is_none())
+}
+
+/// [`wait_for_all`] on the main thread: boc-pin's wait loop, pumping (or
+/// discarding) main-side work, blocking detached in slices of
+/// [`SIGNAL_CHECK_INTERVAL`] so Ctrl-C interrupts it, woken by main-side
+/// work or by the count-out that reaches zero ([`Running::finished`]).
+struct MainWait<'a, 'py> {
+    py: Python<'py>,
+    runtime: &'a Runtime,
+    waiting: &'a Waiting<'a>,
+    started: Instant,
+    /// The exit-time stop's report, until it is made.
+    patience: Option<(Duration, Report<'a>)>,
+}
+
+/// What ends [`MainWait`] early.
+enum MainWaitError {
+    /// A Python exception: from a main-side body that stops the wait, or a
+    /// signal handler.
+    Py(PyErr),
+    /// boc-pin refused the wait (off the main thread, or inside a pump).
+    Refused(boc_pin::Error),
+}
+
+impl From<boc_pin::Error> for MainWaitError {
+    fn from(error: boc_pin::Error) -> Self {
+        Self::Refused(error)
+    }
+}
+
+impl From<PyErr> for MainWaitError {
+    fn from(error: PyErr) -> Self {
+        Self::Py(error)
+    }
+}
+
+impl HomeWait<Ready> for MainWait<'_, '_> {
+    type Error = MainWaitError;
+
+    fn pump(&mut self, _queue: &MainQueue<Ready>) -> Result<(), MainWaitError> {
+        drain_graveyard(self.py, true);
+        if self.waiting.discard {
+            discard_main_side(self.py, self.runtime);
+        } else {
+            pump_main(self.py, self.runtime, Budget::unbounded(), false, self.waiting.operation)?;
+        }
+        Ok(())
+    }
+
+    fn is_done(&mut self) -> Result<bool, MainWaitError> {
+        Ok(wait_is_over(self.py, self.runtime, self.waiting, true))
+    }
+
+    fn before_block(&mut self) -> Result<Option<Duration>, MainWaitError> {
+        let mut slice = SIGNAL_CHECK_INTERVAL;
+        if let Some((after, report)) = self.patience {
+            match after.checked_sub(self.started.elapsed()) {
+                Some(left) if !left.is_zero() => slice = slice.min(left),
+                _ => {
+                    report(self.py, self.runtime);
+                    self.patience = None;
+                }
             }
         }
-        if runtime.n_in_flight() == 0 && (!waiting.stop || runtime.stop_if_idle(py)) {
-            // Reports of exceptions dropped meanwhile; what they drop may
-            // schedule again (a pinned value's last handle goes home as a
-            // counted behavior): then wait for that too.
-            drain_graveyard(py, on_main);
-            if runtime.n_in_flight() == 0 && (!waiting.stop || runtime.current().is_none()) {
-                break;
-            }
-            continue;
+        Ok(Some(slice))
+    }
+
+    fn block(&mut self, sleep: &mut (dyn FnMut() -> WaitOutcome + Send)) -> WaitOutcome {
+        exit::detach(self.py, sleep)
+    }
+
+    fn after_block(&mut self) -> Result<(), MainWaitError> {
+        Ok(self.py.check_signals()?)
+    }
+}
+
+/// [`wait_for_all`] off the main thread: waits for the current pool's
+/// count, detached, in slices (a stop or a restart may replace the pool).
+fn wait_off_main(py: Python<'_>, runtime: &Runtime, waiting: &Waiting<'_>, deadline: Option<Instant>) -> WaitEnd {
+    loop {
+        if wait_is_over(py, runtime, waiting, false) {
+            return WaitEnd::Done;
         }
         let mut slice = SIGNAL_CHECK_INTERVAL;
         if let Some(deadline) = deadline {
             match deadline.checked_duration_since(Instant::now()) {
                 Some(remaining) if !remaining.is_zero() => slice = slice.min(remaining),
-                _ => {
-                    let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main.len());
-                    let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
-                    let timeout = waiting.timeout.unwrap_or_default();
-                    return Err(errors::timeout(operation, timeout, n_in_flight, &labels, n_main));
-                }
+                _ => return WaitEnd::TimedOut,
             }
         }
-        if on_main {
-            if let Some((after, report)) = patience {
-                match after.checked_sub(started.elapsed()) {
-                    Some(left) if !left.is_zero() => slice = slice.min(left),
-                    _ => {
-                        report(py, runtime);
-                        patience = None;
-                    }
-                }
-            }
-            // Woken by main-side work or by the decrement reaching zero.
-            if let Err(error) = exit::detach(py, || runtime.main.wait_for_work(Some(slice))) {
-                return Err(errors::pin(operation, &error));
-            }
-            py.check_signals()?;
-        } else if let Some(running) = runtime.current() {
+        if let Some(running) = runtime.current() {
             exit::detach(py, || running.terminator.wait_idle(Some(slice)));
         }
     }
-    Ok(())
 }
 
 /// The exit-time stop's last resort after internal errors: no pumping,
