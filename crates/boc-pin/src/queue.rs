@@ -193,10 +193,11 @@ pub struct MainQueue<T> {
     /// length the queue had at some recent moment.
     pub(crate) n_queued: AtomicUsize,
     /// Whether a watchdog is configured, so [`MainQueue::push_labeled`] can
-    /// skip making labels nobody will read. Written (Relaxed) by
+    /// skip making labels nobody will read ([`MainQueue::labels_wanted`]). Written (Relaxed) by
     /// `set_watchdog` under the lock, read (Relaxed) by `push_labeled`
     /// outside it; orders nothing (a label is advisory: a push racing the
-    /// watchdog's first configuration may go unlabelled).
+    /// watchdog's first configuration may go unlabelled). The one copy of
+    /// the fact: runtimes read it through `labels_wanted`.
     pub(crate) watchdog_on: AtomicBool,
     /// The home thread is inside `pump`.
     ///
@@ -371,7 +372,7 @@ impl<T: Send + 'static> MainQueue<T> {
     /// # Ok::<(), boc_pin::Error>(())
     /// ```
     pub fn push_labeled(&self, task: T, label: impl FnOnce(&T) -> Option<Arc<str>>) {
-        let label = if self.watchdog_on.load(Ordering::Relaxed) { label(&task) } else { None };
+        let label = if self.labels_wanted() { label(&task) } else { None };
         self.push(task, label);
     }
 

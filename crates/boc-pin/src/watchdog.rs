@@ -192,6 +192,42 @@ impl<T: Send + 'static> MainQueue<T> {
         self.shared.watchdog_wakeup.notify_one();
         Ok(())
     }
+
+    /// Whether a watchdog is configured, so that queued tasks are worth
+    /// labelling: what [`push_labeled`](MainQueue::push_labeled) decides by,
+    /// for a runtime whose labels cost something to make before the push
+    /// (a snapshot, read without locking).
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// let queue = MainQueue::<u32>::new(MainConfig::default())?;
+    /// assert!(queue.labels_wanted());
+    /// queue.set_watchdog(None)?;
+    /// assert!(!queue.labels_wanted());
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    pub fn labels_wanted(&self) -> bool {
+        self.watchdog_on.load(Ordering::Relaxed)
+    }
+
+    /// The configured watchdog's threshold, `None` when it is off: how long
+    /// work may wait unpumped before it is reported (a runtime's exit path
+    /// waits as long before it says what it still waits for).
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue, WatchdogConfig};
+    /// use std::time::Duration;
+    ///
+    /// let queue = MainQueue::<u32>::new(MainConfig::default())?;
+    /// assert_eq!(queue.watchdog_threshold(), Some(WatchdogConfig::DEFAULT_THRESHOLD));
+    /// queue.set_watchdog(Some(WatchdogConfig::new(Duration::from_secs(5))))?;
+    /// assert_eq!(queue.watchdog_threshold(), Some(Duration::from_secs(5)));
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    pub fn watchdog_threshold(&self) -> Option<Duration> {
+        self.shared.lock().watchdog.as_ref().map(|config| config.threshold)
+    }
 }
 
 /// What the watchdog does next.

@@ -136,15 +136,6 @@ pub(crate) fn optional_callable<'a, 'py>(
 pub(crate) struct Runtime {
     pub(crate) main: MainQueue<Ready>,
     running: RwLock<Option<Arc<Running>>>,
-    /// True while a starvation watchdog is configured: main-side behaviors
-    /// are then labeled for its reports. Written (Relaxed) by
-    /// `set_pump_watchdog`, read (Relaxed) by `@when`: a stale read only
-    /// costs or saves one label.
-    watchdog_on: AtomicBool,
-    /// How long the exit-time stop waits before it reports what it waits
-    /// for: the watchdog's threshold, or [`DEFAULT_EXIT_GRACE`] when it is
-    /// off.
-    exit_grace: Mutex<Duration>,
     waker: Mutex<Option<Arc<WakerThread>>>,
     /// The worker count the last `start(workers=n)` asked for: pools that
     /// `@when` starts later (after a `wait`) get it too.
@@ -209,14 +200,7 @@ pub(crate) fn runtime() -> PyResult<&'static Runtime> {
     let watchdog = WatchdogConfig::default().with_sink(log_starvation(None));
     let main = MainQueue::with_home(MainConfig { watchdog: Some(watchdog) }, main_thread.clone())
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc runtime: {error}")))?;
-    let runtime = Runtime {
-        main,
-        running: RwLock::new(None),
-        watchdog_on: AtomicBool::new(true),
-        exit_grace: Mutex::new(WatchdogConfig::DEFAULT_THRESHOLD),
-        waker: Mutex::new(None),
-        n_workers: Mutex::new(None),
-    };
+    let runtime = Runtime { main, running: RwLock::new(None), waker: Mutex::new(None), n_workers: Mutex::new(None) };
     Ok(RUNTIME.get_or_init(|| runtime))
 }
 
@@ -236,12 +220,17 @@ impl Runtime {
         self.running.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Whether main-side behaviors are worth labelling: a watchdog is
+    /// configured to report them (boc-pin's one copy of that fact).
     pub(crate) fn labels_wanted(&self) -> bool {
-        self.watchdog_on.load(Ordering::Relaxed)
+        self.main.labels_wanted()
     }
 
+    /// How long the exit-time stop waits before it reports what it waits
+    /// for: the watchdog's threshold, or [`DEFAULT_EXIT_GRACE`] when it is
+    /// off.
     pub(crate) fn exit_grace(&self) -> Duration {
-        *self.exit_grace.lock().unwrap_or_else(PoisonError::into_inner)
+        self.main.watchdog_threshold().unwrap_or(DEFAULT_EXIT_GRACE)
     }
 
     /// Counts a new behavior in on the current pool, starting one if none
@@ -1014,9 +1003,6 @@ pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Opti
             None
         };
         let runtime = runtime()?;
-        runtime.watchdog_on.store(config.is_some(), Ordering::Relaxed);
-        *runtime.exit_grace.lock().unwrap_or_else(PoisonError::into_inner) =
-            config.as_ref().map_or(DEFAULT_EXIT_GRACE, |config| config.threshold);
         runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
     })
 }
