@@ -27,13 +27,14 @@ use std::fmt;
 pub enum Error {
     /// A home-thread-only operation was called from another thread.
     #[error("{operation} called off the home thread: the home thread is {}, the caller is {}",
-        ThreadLabel(*home, home_name.as_deref()), ThreadLabel(*caller, caller_name.as_deref()))]
+        ThreadLabel(*home, home_name.as_deref()), ThreadLabel(Some(*caller), caller_name.as_deref()))]
     NotHomeThread {
         /// The refused operation (`"pump"`, `"wait_for_work"`, `"wait"`).
         operation: &'static str,
-        /// The thread that created the queue.
-        home: ThreadId,
-        /// Its name, if it has one.
+        /// The home thread; `None` when the queue's home is defined by a
+        /// check ([`MainQueue::with_home_check`](crate::MainQueue::with_home_check)).
+        home: Option<ThreadId>,
+        /// Its name, if it has one (for a checked home, the check's).
         home_name: Option<String>,
         /// The thread that made the call.
         caller: ThreadId,
@@ -108,14 +109,17 @@ impl PumpError {
     }
 }
 
-/// Formats a thread as `ThreadId(1) "main"`, or `ThreadId(7)` when unnamed.
-struct ThreadLabel<'a>(ThreadId, Option<&'a str>);
+/// Formats a thread as `ThreadId(1) "main"`, or `ThreadId(7)` when unnamed,
+/// or a checked home by its name.
+struct ThreadLabel<'a>(Option<ThreadId>, Option<&'a str>);
 
 impl fmt::Display for ThreadLabel<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.1 {
-            Some(name) => write!(f, "{:?} {name:?}", self.0),
-            None => write!(f, "{:?}", self.0),
+        match (self.0, self.1) {
+            (Some(id), Some(name)) => write!(f, "{id:?} {name:?}"),
+            (Some(id), None) => write!(f, "{id:?}"),
+            (None, Some(name)) => f.write_str(name),
+            (None, None) => f.write_str("another thread"),
         }
     }
 }

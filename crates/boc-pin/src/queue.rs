@@ -143,6 +143,15 @@ impl<T> Shared<T> {
     }
 }
 
+/// Which thread is a queue's home.
+#[derive(Debug)]
+pub(crate) enum HomeThread {
+    /// This thread (the creating one, or one given by its handle).
+    Id { id: ThreadId, name: Option<String> },
+    /// Whichever thread `is_home` accepts ([`MainQueue::with_home_check`]).
+    Check { is_home: fn() -> bool, name: &'static str },
+}
+
 /// The main side: a multi-producer, single-consumer queue of ready tasks
 /// that only the *home thread* (the thread that created it) runs, through
 /// [`pump`](MainQueue::pump).
@@ -178,9 +187,8 @@ impl<T> Shared<T> {
 /// ```
 pub struct MainQueue<T> {
     pub(crate) shared: Arc<Shared<T>>,
-    /// The thread that created the queue: the only one that may pump.
-    pub(crate) home: ThreadId,
-    pub(crate) home_name: Option<String>,
+    /// The only thread that may pump.
+    pub(crate) home: HomeThread,
     /// The home thread sleeps on this in `wait_for_work`, with the state
     /// lock. Notified by the push that makes the queue non-empty and by
     /// `wake`, each only when `home_waiting` says someone sleeps.
@@ -294,7 +302,40 @@ impl<T: Send + 'static> MainQueue<T> {
         Self::with_home_id(config, home.id(), home.name().map(str::to_owned))
     }
 
-    fn with_home_id(config: MainConfig, home: ThreadId, home_name: Option<String>) -> Result<Self, Error> {
+    /// Creates a queue whose home thread is whichever thread `is_home` says
+    /// it is, called `name` in errors: for a binding whose home is defined
+    /// by its host rather than by a Rust thread handle (a Python binding's
+    /// home is the interpreter's main thread, which it recognizes by
+    /// CPython's thread identity, and which may not have touched Rust yet
+    /// when the queue is created). `is_home` must be cheap, must not block,
+    /// and must be true on exactly one thread at a time.
+    ///
+    /// ```
+    /// use boc_pin::{MainConfig, MainQueue};
+    ///
+    /// fn is_main() -> bool {
+    ///     std::thread::current().name() == Some("main")
+    /// }
+    /// let queue = std::thread::spawn(|| MainQueue::<u32>::with_home_check(MainConfig { watchdog: None }, is_main, "the main thread"))
+    ///     .join()
+    ///     .unwrap()?;
+    /// assert!(queue.is_home_thread());
+    /// assert_eq!(queue.home_thread(), None);
+    /// # Ok::<(), boc_pin::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Spawn`] if the watchdog thread cannot be started.
+    pub fn with_home_check(config: MainConfig, is_home: fn() -> bool, name: &'static str) -> Result<Self, Error> {
+        Self::with_home_thread(config, HomeThread::Check { is_home, name })
+    }
+
+    fn with_home_id(config: MainConfig, id: ThreadId, name: Option<String>) -> Result<Self, Error> {
+        Self::with_home_thread(config, HomeThread::Id { id, name })
+    }
+
+    fn with_home_thread(config: MainConfig, home: HomeThread) -> Result<Self, Error> {
         let queue = Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -314,7 +355,6 @@ impl<T: Send + 'static> MainQueue<T> {
                 n_watchdog_wakeups: AtomicUsize::new(0),
             }),
             home,
-            home_name,
             home_wakeup: Condvar::new(),
             n_queued: AtomicUsize::new(0),
             is_pumping: AtomicBool::new(false),
@@ -453,9 +493,14 @@ impl<T: Send + 'static> MainQueue<T> {
         self.len() == 0
     }
 
-    /// The thread that created the queue, the only one that may pump.
-    pub fn home_thread(&self) -> ThreadId {
-        self.home
+    /// The home thread, the only one that may pump; `None` for a queue
+    /// made by [`with_home_check`](MainQueue::with_home_check), whose home
+    /// is whichever thread its check accepts.
+    pub fn home_thread(&self) -> Option<ThreadId> {
+        match self.home {
+            HomeThread::Id { id, .. } => Some(id),
+            HomeThread::Check { .. } => None,
+        }
     }
 
     /// Whether the calling thread is the home thread.
@@ -471,7 +516,10 @@ impl<T: Send + 'static> MainQueue<T> {
     /// # Ok::<(), boc_pin::Error>(())
     /// ```
     pub fn is_home_thread(&self) -> bool {
-        current_thread().id() == self.home
+        match self.home {
+            HomeThread::Id { id, .. } => current_thread().id() == id,
+            HomeThread::Check { is_home, .. } => is_home(),
+        }
     }
 
     /// Drops every queued task, on the calling thread (at shutdown), and
@@ -601,14 +649,18 @@ impl<T: Send + 'static> MainQueue<T> {
 
     /// `Ok` on the home thread, else the error naming both threads.
     pub(crate) fn check_home(&self, operation: &'static str) -> Result<(), Error> {
-        let current = current_thread();
-        if current.id() == self.home {
+        if self.is_home_thread() {
             return Ok(());
         }
+        let current = current_thread();
+        let (home, home_name) = match &self.home {
+            HomeThread::Id { id, name } => (Some(*id), name.clone()),
+            HomeThread::Check { name, .. } => (None, Some((*name).to_owned())),
+        };
         Err(Error::NotHomeThread {
             operation,
-            home: self.home,
-            home_name: self.home_name.clone(),
+            home,
+            home_name,
             caller: current.id(),
             caller_name: current.name().map(str::to_owned),
         })
@@ -638,7 +690,6 @@ impl<T> fmt::Debug for MainQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MainQueue")
             .field("home", &self.home)
-            .field("home_name", &self.home_name)
             .field("len", &self.n_queued.load(Ordering::Relaxed))
             .field("is_pumping", &self.is_pumping.load(Ordering::Relaxed))
             .finish_non_exhaustive()

@@ -163,7 +163,7 @@ fn pump_off_the_home_thread_is_refused_and_names_both_threads() {
     let queue = MainQueue::new(quiet()).unwrap();
     queue.push(1, None);
     let home = thread::current().id();
-    assert_eq!(queue.home_thread(), home);
+    assert_eq!(queue.home_thread(), Some(home));
     let (caller, result) = thread::scope(|scope| {
         thread::Builder::new()
             .name("not-home".to_owned())
@@ -181,7 +181,7 @@ fn pump_off_the_home_thread_is_refused_and_names_both_threads() {
             caller_name,
             ..
         }) => {
-            assert_eq!(*reported_home, home);
+            assert_eq!(*reported_home, Some(home));
             assert_eq!(*reported_caller, caller);
             assert_eq!(caller_name.as_deref(), Some("not-home"));
         }
@@ -191,6 +191,34 @@ fn pump_off_the_home_thread_is_refused_and_names_both_threads() {
     assert!(message.contains(&format!("{home:?}")) && message.contains(&format!("{caller:?}")), "{message}");
     assert!(message.contains("\"not-home\""), "{message}");
     assert_eq!(queue.len(), 1, "a refused pump touches nothing");
+}
+
+thread_local! {
+    static IS_HOME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn is_marked_home() -> bool {
+    IS_HOME.with(std::cell::Cell::get)
+}
+
+/// A home defined by a check rather than a thread handle: the queue may be
+/// created on any thread; only the thread the check accepts pumps, and the
+/// refusal names the home by the check's name.
+#[test]
+fn a_checked_home_is_whichever_thread_the_check_accepts() {
+    let queue = thread::spawn(|| MainQueue::with_home_check(quiet(), is_marked_home, "the marked thread"))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(queue.home_thread(), None);
+    queue.push(1, None);
+    let refused = queue.pump(&|_: u32| Outcome::Ok, Budget::unbounded()).unwrap_err();
+    let message = refused.to_string();
+    assert!(message.starts_with("pump called off the home thread: the home thread is the marked thread"), "{message}");
+    assert!(matches!(refused.refusal(), Some(Error::NotHomeThread { home: None, .. })));
+    IS_HOME.with(|is_home| is_home.set(true));
+    assert!(queue.is_home_thread());
+    assert_eq!(queue.pump(&|_: u32| Outcome::Ok, Budget::unbounded()).unwrap().executed, 1);
 }
 
 #[test]

@@ -266,7 +266,6 @@ impl PyCown {
                 describe(core)
             )));
         }
-        runtime::note_thread();
         if behavior::holds(core) {
             // SAFETY: the running behavior's request set holds the cown; we
             // are attached (we have `py`), on main if it is pinned (checked).
@@ -504,7 +503,6 @@ impl PyPinnedCown {
                  pass the handle to other threads (they may schedule on it; its behaviors run on the main thread).",
             ));
         }
-        runtime::note_thread();
         Ok(PyClassInitializer::from(PyCown::from_core(CownCore::new(Some(value), true))).add_subclass(Self))
     }
 

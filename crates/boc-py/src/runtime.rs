@@ -64,10 +64,6 @@ pub(crate) const DEFAULT_EXIT_GRACE: Duration = WatchdogConfig::DEFAULT_THRESHOL
 /// `threading.main_thread().ident`, read when the module is imported.
 static MAIN_IDENT: OnceLock<c_ulong> = OnceLock::new();
 
-/// The main thread's Rust handle, recorded the first time the main thread
-/// uses boc (normally at import).
-static MAIN_THREAD: OnceLock<std::thread::Thread> = OnceLock::new();
-
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static RUNTIME_INIT: Mutex<()> = Mutex::new(());
 
@@ -92,11 +88,12 @@ pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
     // machinery's Python code inside a boc call (see `exit`).
     let _ = py.import("resource");
     let _ = MAIN_IDENT.set(ident);
-    note_thread();
     Ok(())
 }
 
-/// True on the interpreter's main thread.
+/// True on the interpreter's main thread: boc's one notion of it, which is
+/// also the main queue's home (`MainQueue::with_home_check`), so the
+/// runtime can be created on any thread.
 pub(crate) fn is_main_thread() -> bool {
     MAIN_IDENT.get().is_some_and(|main| thread_ident() == *main)
 }
@@ -105,13 +102,6 @@ pub(crate) fn is_main_thread() -> bool {
 pub(crate) fn thread_ident() -> c_ulong {
     // SAFETY: `PyThread_get_thread_ident` has no preconditions.
     unsafe { PyThread_get_thread_ident() }
-}
-
-/// Records the main thread's handle when called on it.
-pub(crate) fn note_thread() {
-    if MAIN_THREAD.get().is_none() && is_main_thread() {
-        let _ = MAIN_THREAD.set(std::thread::current());
-    }
 }
 
 pub(crate) fn type_name(object: &Bound<'_, PyAny>) -> String {
@@ -185,20 +175,12 @@ pub(crate) fn runtime() -> PyResult<&'static Runtime> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
-    note_thread();
     let _init = RUNTIME_INIT.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
-    let Some(main_thread) = MAIN_THREAD.get() else {
-        return Err(PyRuntimeError::new_err(
-            "boc was first imported on a thread other than the main thread, and the main thread has not used it \
-             yet, so the runtime does not know its home. Import boc on the main thread first (or call boc.start() \
-             there).",
-        ));
-    };
     let watchdog = WatchdogConfig::default().with_sink(log_starvation(None));
-    let main = MainQueue::with_home(MainConfig { watchdog: Some(watchdog) }, main_thread.clone())
+    let main = MainQueue::with_home_check(MainConfig { watchdog: Some(watchdog) }, is_main_thread, "the main thread")
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc runtime: {error}")))?;
     let runtime = Runtime { main, running: RwLock::new(None), waker: Mutex::new(None), n_workers: Mutex::new(None) };
     Ok(RUNTIME.get_or_init(|| runtime))
@@ -600,7 +582,6 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     if exit::on_worker() {
         return Err(errors::wait_on_worker(operation));
     }
-    note_thread();
     let Some(runtime) = RUNTIME.get() else { return Ok(()) };
     let deadline = waiting.timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let end = if is_main_thread() {
@@ -791,7 +772,6 @@ pub(crate) fn pump(
         if !is_main_thread() {
             return Err(errors::off_main("pump"));
         }
-        note_thread();
         let Some(runtime) = RUNTIME.get() else { return Ok((0, false, 0, 0)) };
         drain_graveyard(py, true);
         let report = pump_main(py, runtime, budget, raise_on_error, "pump")?;

@@ -12,7 +12,7 @@ import threading
 import boc
 import pytest
 from boc import Cown, wait, when
-from helpers import FREE_THREADED
+from helpers import FREE_THREADED, run_program
 
 
 @pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded CPython build")
@@ -70,3 +70,45 @@ def test_ctrl_c_interrupts_a_blocked_wait():
         timer.cancel()
         release.set()
     wait()
+
+
+def test_boc_imported_and_started_first_on_a_plain_thread():
+    # The runtime's home is the interpreter's main thread, recognized by
+    # CPython's thread identity, so it can be created from any thread:
+    # scheduling and waiting off the main thread work before the main
+    # thread has ever used boc, and pinned work still runs on main.
+    finished = run_program(
+        """
+        import threading
+
+        result = {}
+
+        def first_user():
+            import boc
+            counter = boc.Cown(1)
+
+            @boc.when(counter)
+            def bumped(counter):
+                counter.value += 1
+                return counter.value
+
+            boc.wait(timeout=30)
+            result["bumped"] = bumped.value
+
+        thread = threading.Thread(target=first_user)
+        thread.start()
+        thread.join()
+
+        import boc
+        screen = boc.PinnedCown([])
+
+        @boc.when(screen)
+        def drawn(screen):
+            screen.value.append(threading.current_thread() is threading.main_thread())
+
+        boc.wait(timeout=30)
+        print(result["bumped"], screen.value)
+        """
+    )
+    finished.expect(finished.returncode == 0, "the program failed")
+    finished.expect(finished.stdout.split() == ["2", "[True]"], "unexpected output")
