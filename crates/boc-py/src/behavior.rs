@@ -144,7 +144,7 @@ impl Drop for Deferring<'_> {
         while let Some(leftovers) = LEFTOVERS.with_borrow_mut(Vec::pop) {
             drop(leftovers);
         }
-        runtime::drain_graveyard(self.py, runtime::is_main_thread());
+        runtime::drain_graveyard(self.py, crate::thread::is_main_thread());
     }
 }
 
@@ -392,7 +392,7 @@ fn with_code_facts<R>(function: &Bound<'_, PyAny>, f: impl FnOnce(&mut CodeFacts
 /// can run.
 fn code_of<'py>(function: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     let py = function.py();
-    if !runtime::gil_enabled() {
+    if !crate::thread::gil_enabled() {
         return function.getattr(intern!(py, "__code__")).ok();
     }
     // SAFETY: `function` is a function object (checked by the caller);
@@ -499,7 +499,7 @@ fn describe_arg(arg: &Bound<'_, PyAny>) -> String {
     if arg.is_callable() && arg.hasattr("__code__").unwrap_or(false) {
         return format!("the function {} (use @when(...) with parentheses, naming the cowns)", describe_function(arg));
     }
-    let name = runtime::type_name(arg);
+    let name = crate::args::type_name(arg);
     let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     format!("{article} {name} ({})", arg.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()))
 }

@@ -139,7 +139,7 @@ impl CownCore {
             // only read on the main thread here. No Python runs while the
             // slot is borrowed (`clone_ref` only counts a reference).
             let slot = unsafe { self.slot_mut() };
-            let unretrieved = slot.is_exception && !slot.retrieved && (!self.pinned || runtime::is_main_thread());
+            let unretrieved = slot.is_exception && !slot.retrieved && (!self.pinned || crate::thread::is_main_thread());
             if unretrieved {
                 slot.retrieved = true;
             }
@@ -180,7 +180,7 @@ impl Drop for CownCore {
 /// whose value is only looked at on the main thread.
 pub(crate) fn untrack_if_acyclic(cown: &Bound<'_, PyCown>) {
     let core = &cown.get().core;
-    if !runtime::gil_enabled() || core.pinned || !core.wrapper.load(Ordering::Relaxed).is_null() {
+    if !crate::thread::gil_enabled() || core.pinned || !core.wrapper.load(Ordering::Relaxed).is_null() {
         return;
     }
     // SAFETY: the GIL is held (classic build, attached), so no other thread
@@ -259,7 +259,7 @@ impl PyCown {
     fn with_slot<R>(&self, py: Python<'_>, what: &str, f: impl FnOnce(&mut Slot) -> R) -> PyResult<R> {
         let _entered = crate::exit::enter(py);
         let core = &self.core;
-        if core.pinned && !runtime::is_main_thread() {
+        if core.pinned && !crate::thread::is_main_thread() {
             return Err(PyRuntimeError::new_err(format!(
                 "the {what} of {} can only be reached on the main thread, where a pinned value lives. Schedule a \
                  behavior on it with @when; it runs on the main thread when that thread calls pump() or wait().",
@@ -390,7 +390,7 @@ impl PyCown {
         // The value's repr runs Python.
         let _entered = crate::exit::enter(py);
         let name = describe(&self.core);
-        let readable = !self.core.pinned || runtime::is_main_thread();
+        let readable = !self.core.pinned || crate::thread::is_main_thread();
         if readable && (behavior::holds(&self.core) || (!behavior::in_behavior() && self.core.header.is_idle())) {
             let value = self.with_slot(py, "value", |slot| {
                 slot.value.as_ref().map(|value| value.clone_ref(py)).filter(|_| !self.core.is_lost())
@@ -454,7 +454,7 @@ impl PyCown {
         // main thread: elsewhere it would clear the value's cycle, off the
         // main thread. A collection on another thread sees the value as
         // held from outside; the next one on the main thread frees it.
-        if self.core.pinned && !runtime::is_main_thread() {
+        if self.core.pinned && !crate::thread::is_main_thread() {
             return Ok(());
         }
         // SAFETY: access 2 of `CownCore`'s docs: no other thread has a live
@@ -497,7 +497,7 @@ pub(crate) struct PyPinnedCown;
 impl PyPinnedCown {
     #[new]
     fn new(value: Py<PyAny>) -> PyResult<PyClassInitializer<Self>> {
-        if !runtime::is_main_thread() {
+        if !crate::thread::is_main_thread() {
             return Err(PyRuntimeError::new_err(
                 "a PinnedCown can only be created on the main thread, where its value lives. Create it there and \
                  pass the handle to other threads (they may schedule on it; its behaviors run on the main thread).",

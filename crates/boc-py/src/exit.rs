@@ -115,7 +115,7 @@ pub(crate) fn on_worker() -> bool {
 
 /// A thread that is neither the main thread nor a boc worker.
 fn is_foreign() -> bool {
-    !crate::runtime::is_main_thread() && !IS_WORKER.with(Cell::get)
+    !crate::thread::is_main_thread() && !IS_WORKER.with(Cell::get)
 }
 
 /// Enters an attach window; false (and no window) once the phase is
@@ -163,7 +163,7 @@ pub(crate) fn hold_for_fork() -> std::sync::MutexGuard<'static, Vec<(std::os::ra
 /// and what they were doing.
 pub(crate) fn after_fork_in_child() {
     N_ATTACHING.store(WINDOWS.with(Cell::get), Ordering::SeqCst);
-    let ident = crate::runtime::thread_ident();
+    let ident = crate::thread::thread_ident();
     FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
 }
 
@@ -173,7 +173,7 @@ const SETTLE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Records what the calling (foreign) thread is doing.
 fn note_activity(activity: Activity) {
-    let ident = crate::runtime::thread_ident();
+    let ident = crate::thread::thread_ident();
     let mut foreign = FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match foreign.iter_mut().find(|(thread, _)| *thread == ident) {
         Some((_, seen)) => *seen = activity,
@@ -245,7 +245,7 @@ where
     F: Send + FnOnce() -> T,
     T: Send,
 {
-    if crate::runtime::is_main_thread() {
+    if crate::thread::is_main_thread() {
         // The main thread is the one that closes, and the one that
         // finalizes: its re-attach is always safe.
         return py.detach(f);
@@ -325,7 +325,7 @@ pub(crate) fn gate_schedule(py: Python<'_>, operation: &str) -> PyResult<()> {
     match phase() {
         RUNNING => Ok(()),
         EXITING if is_foreign() && existed_at_exit() => {
-            REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(crate::runtime::thread_ident());
+            REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(crate::thread::thread_ident());
             Err(errors::exiting(operation))
         }
         EXITING => Ok(()),
@@ -375,7 +375,7 @@ fn join_refused(py: Python<'_>) {
 
 /// Whether the calling thread ran Python when the exit-time stop began.
 fn existed_at_exit() -> bool {
-    let ident = crate::runtime::thread_ident();
+    let ident = crate::thread::thread_ident();
     EXISTED_AT_EXIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&ident)
 }
 
@@ -462,10 +462,10 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
     let report = |py: Python<'_>, runtime: &crate::runtime::Runtime| report_waiting(py, runtime);
     loop {
         let grace = crate::runtime::get().map_or(crate::runtime::DEFAULT_EXIT_GRACE, |runtime| runtime.exit_grace());
-        let mut waiting = crate::runtime::Waiting::new("stop", None, true);
+        let mut waiting = crate::lifecycle::Waiting::new("stop", None, true);
         waiting.patience = Some((grace, &report));
         waiting.discard = interrupted;
-        match errors::boundary(|| crate::runtime::wait_for_all(py, &waiting)) {
+        match errors::boundary(|| crate::lifecycle::wait_for_all(py, &waiting)) {
             // Every pool joined, also one that a thread was starting as
             // the stop began; or wait for what that one now runs.
             Ok(()) if crate::runtime::join_all_pools(py) => break,
@@ -503,7 +503,7 @@ pub(crate) fn _shutdown_at_exit(py: Python<'_>) {
                 interrupted = true;
                 n_internal_errors += 1;
                 if n_internal_errors >= MAX_INTERNAL_ERRORS {
-                    crate::runtime::stop_without_pumping(py);
+                    crate::lifecycle::stop_without_pumping(py);
                     break;
                 }
             }

@@ -4,16 +4,21 @@
 //! the pump are the lower crates'. The Python package `boc`
 //! (`python/boc/`) re-exports these names and adds the pure-Python parts.
 
+mod args;
 mod behavior;
 mod cown;
 mod errors;
 mod exit;
 mod fork;
+mod host;
+mod lifecycle;
 mod messages;
 mod noticeboard;
 mod primitive;
+mod pump;
 mod report;
 mod runtime;
+mod thread;
 mod worker;
 
 use pyo3::prelude::*;
@@ -29,21 +34,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The extension module. Free-threading safe: no state relies on the GIL.
 #[pymodule(gil_used = false)]
 fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    runtime::init(module.py())?;
+    crate::thread::init(module.py())?;
     fork::install();
     module.add_class::<cown::PyCown>()?;
     module.add_class::<cown::PyPinnedCown>()?;
     report::install_finalizer(module.py());
     module.add_function(wrap_pyfunction!(behavior::when, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::start, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::wait, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::quiesce, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::stop, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::pump, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::pump_fd, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::set_pump_waker, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::set_pump_watchdog, module)?)?;
-    module.add_function(wrap_pyfunction!(runtime::_state, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::lifecycle::start, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::lifecycle::wait, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::lifecycle::quiesce, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::lifecycle::stop, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::pump::pump, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::host::pump_fd, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::host::set_pump_waker, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::host::set_pump_watchdog, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::lifecycle::_state, module)?)?;
     messages::init(module)?;
     module.add_function(wrap_pyfunction!(messages::send, module)?)?;
     module.add_function(wrap_pyfunction!(messages::receive, module)?)?;

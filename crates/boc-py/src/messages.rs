@@ -2,7 +2,8 @@
 //! by every thread of the process (boc-msg's `Mailbox`), carrying plain
 //! Python objects (never pickled, never copied).
 
-use crate::runtime::{self, SIGNAL_CHECK_INTERVAL, optional_callable, timeout_arg, type_name};
+use crate::args::{optional_callable, timeout_arg, type_name};
+use crate::thread::SIGNAL_CHECK_INTERVAL;
 use boc_msg::Mailbox;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -152,7 +153,7 @@ fn wait_for_message(
     timeout: Option<Duration>,
 ) -> PyResult<Option<(String, Py<PyAny>)>> {
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-    let on_main = runtime::is_main_thread();
+    let on_main = crate::thread::is_main_thread();
     loop {
         let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         let slice = if on_main {

@@ -7,9 +7,9 @@
 //! same thread in the same pump, takes a fresh one ([`behavior`] clears it).
 //! Outside behaviors every read is fresh.
 
+use crate::args::type_name;
 use crate::behavior;
 use crate::messages::{key_arg, sentinel};
-use crate::runtime::type_name;
 use boc_msg::{Change, Noticeboard, Snapshot};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;

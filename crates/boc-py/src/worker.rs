@@ -33,7 +33,7 @@ thread_local! {
 /// In a forked child: forgets the workers it does not have (all of them
 /// but the forking thread, when a body forked).
 pub(crate) fn after_fork_in_child() {
-    let ident = crate::runtime::thread_ident();
+    let ident = crate::thread::thread_ident();
     THREADS.lock().unwrap_or_else(PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
 }
 
@@ -90,7 +90,7 @@ struct Registered(c_ulong);
 
 impl Registered {
     fn new() -> Self {
-        let ident = crate::runtime::thread_ident();
+        let ident = crate::thread::thread_ident();
         let name = std::thread::current().name().unwrap_or("boc-worker").to_owned();
         THREADS.lock().unwrap_or_else(PoisonError::into_inner).push((ident, name));
         Self(ident)
@@ -176,4 +176,36 @@ impl Runner<Ready> for Workers {
         let park = SameThread(park);
         exit::detach(py, move || park.call());
     }
+}
+
+/// The stack of a worker when neither `threading.stack_size()` nor the
+/// platform says more: what glibc gives a thread when `RLIMIT_STACK` is
+/// unlimited is less, what CPython asks for on macOS more.
+const DEFAULT_STACK_SIZE: usize = 8 << 20;
+
+/// The smallest worker stack boc asks for, whatever the limits say.
+const MIN_STACK_SIZE: usize = 1 << 20;
+
+/// The stack a `threading.Thread` started now would get (SPEC §5 rule 5):
+/// `threading.stack_size()` when set, else the platform's default for new
+/// threads (CPython leaves it to the platform on Linux, where glibc uses
+/// the `RLIMIT_STACK` soft limit; it asks for 16 MiB on macOS).
+pub(crate) fn python_thread_stack_size(py: Python<'_>) -> Option<usize> {
+    let asked: usize = py.import("threading").ok()?.call_method0("stack_size").ok()?.extract().ok()?;
+    if asked > 0 {
+        return Some(asked);
+    }
+    if cfg!(target_os = "macos") {
+        return Some(16 << 20);
+    }
+    let platform = (|| -> PyResult<Option<usize>> {
+        let resource = py.import("resource")?;
+        let (soft, _hard): (i128, i128) =
+            resource.call_method1("getrlimit", (resource.getattr("RLIMIT_STACK")?,))?.extract()?;
+        let infinity: i128 = resource.getattr("RLIM_INFINITY")?.extract()?;
+        Ok((soft > 0 && soft != infinity).then(|| usize::try_from(soft).unwrap_or(usize::MAX)))
+    })()
+    .ok()
+    .flatten();
+    Some(platform.unwrap_or(DEFAULT_STACK_SIZE).max(MIN_STACK_SIZE))
 }
