@@ -47,6 +47,7 @@ mod cown;
 mod error;
 mod pending;
 mod pinned;
+mod primitive;
 mod runtime;
 pub mod set;
 mod unwind;

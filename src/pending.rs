@@ -1,9 +1,10 @@
 //! The result handle of a behavior.
 
 use crate::Error;
+use crate::primitive::Unpoisoned;
 use boc_core::Watch;
 use std::marker::PhantomData;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 /// What a finished behavior left: its return value or its panic message.
 pub(crate) type Outcome<R> = Result<R, String>;
@@ -56,7 +57,7 @@ impl<R> Pending<R> {
         let slot = unsafe { (self.locate)(&self.watch) }?;
         // The critical sections are single moves: a panic cannot leave the
         // state half-written, so a poisoned lock is still consistent.
-        Some(slot.lock().unwrap_or_else(PoisonError::into_inner))
+        Some(slot.lock().unpoisoned())
     }
 
     /// True once the behavior has run (or panicked) and released its cowns.

@@ -4,6 +4,7 @@
 
 use crate::Error;
 use crate::pending::{Outcome, Outcomes, Pending};
+use crate::primitive::Unpoisoned;
 use crate::set::{Acquired, CownSet, HomeId};
 use crate::unwind;
 use boc_core::{Dispatch, Payload, Ready, Watch};
@@ -13,7 +14,7 @@ use boc_pin::{
 use boc_sched::{Pool, Runner, Terminator};
 use std::marker::PhantomData;
 use std::panic::Location;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The `flags` bit of a behavior whose request set holds a pinned cown.
@@ -69,7 +70,7 @@ impl Inner {
     /// Called once the terminator is closed and its count was seen at zero:
     /// no behavior is linked in any cown queue, and none can be scheduled.
     fn release_orphan(&self) {
-        let orphan = self.orphan.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let orphan = self.orphan.lock().unpoisoned().take();
         if let Some(shared) = orphan {
             shared.stop();
             // May be the last reference: the pool and the callbacks go, on
@@ -154,7 +155,7 @@ impl Shared {
     /// is closed, so the count only goes down; if it is already zero, lets
     /// go at once.
     fn orphan(self: &Arc<Self>) {
-        *self.inner.orphan.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(self));
+        *self.inner.orphan.lock().unpoisoned() = Some(Arc::clone(self));
         // After the store (the lock orders it against a concurrent finish):
         // if the last finish came first, it found nothing to take.
         if self.inner.terminator.count() == 0 {
@@ -206,7 +207,7 @@ where
         // not outlive the call.
         let refs = unsafe { cowns.refs() };
         let outcome: Outcome<R> = unwind::catch(move || body(refs));
-        *self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner) = Outcomes::Done(outcome);
+        *self.outcome.get_mut().unpoisoned() = Outcomes::Done(outcome);
     }
 
     fn released(&mut self) {
@@ -219,7 +220,7 @@ where
     }
 
     fn failed(&self) -> bool {
-        matches!(*self.outcome.lock().unwrap_or_else(PoisonError::into_inner), Outcomes::Done(Err(_)))
+        matches!(*self.outcome.lock().unpoisoned(), Outcomes::Done(Err(_)))
     }
 
     fn label(&self) -> Option<Arc<str>> {
@@ -253,8 +254,7 @@ impl<O, F, R> Drop for Body<O, F, R> {
     fn drop(&mut self) {
         unwind::drop_reporting("the drop of a behavior's cowns", self.cowns.take());
         unwind::drop_reporting("the drop of a behavior's unrun body", self.body.take());
-        let outcome =
-            std::mem::replace(self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner), Outcomes::Taken);
+        let outcome = std::mem::replace(self.outcome.get_mut().unpoisoned(), Outcomes::Taken);
         unwind::drop_reporting("the drop of a behavior's result", outcome);
     }
 }

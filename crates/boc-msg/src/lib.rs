@@ -48,6 +48,7 @@
 
 mod mailbox;
 mod noticeboard;
+mod primitive;
 
 pub use mailbox::{Hold, Mailbox};
 pub use noticeboard::{Change, Noticeboard, Snapshot};

@@ -42,10 +42,11 @@
 //! and `Clone`; message contents are only moved, never cloned or dropped
 //! there.
 
+use crate::primitive::Unpoisoned;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Tagged message queues shared by any number of threads.
@@ -290,13 +291,13 @@ impl<K: Eq + Hash + Clone, T> Mailbox<K, T> {
         state.register(tags, &waiter);
         let message = loop {
             state = match deadline {
-                None => waiter.wait(state).unwrap_or_else(PoisonError::into_inner),
+                None => waiter.wait(state).unpoisoned(),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         break None;
                     }
-                    waiter.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0
+                    waiter.wait_timeout(state, deadline - now).unpoisoned().0
                 }
             };
             #[cfg(test)]
@@ -339,7 +340,7 @@ impl<K: Eq + Hash + Clone, T> Mailbox<K, T> {
         // `Clone`, and every step that may call it leaves the state
         // consistent (at worst an empty queue or a stale waiter stays
         // behind, which the code tolerates), so a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unpoisoned()
     }
 }
 
@@ -411,7 +412,7 @@ impl<K: Eq + Hash + Clone, T> Default for Mailbox<K, T> {
 
 impl<K, T> fmt::Debug for Mailbox<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.lock().unpoisoned();
         f.debug_struct("Mailbox")
             .field("n_messages", &state.n_messages)
             .field("n_tags_queued", &state.queues.len())

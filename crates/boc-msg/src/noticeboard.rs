@@ -40,13 +40,14 @@
 //! atomic. Under constant contention on one key a given update may retry
 //! many times, but each retry means another write to it succeeded.
 
+use crate::primitive::Unpoisoned;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::hash::Hash;
 use std::iter::FusedIterator;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A process-wide key/value board for read-mostly state, with
 /// copy-on-write snapshots.
@@ -355,7 +356,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Noticeboard<K, V> {
         // The only user code under the lock is the key's `Hash`, `Eq` and
         // `Clone` (and the map's copy, which `Arc::make_mut` finishes before
         // it replaces anything), so a panic there leaves a consistent board.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unpoisoned()
     }
 }
 
@@ -488,7 +489,7 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Snapshot<K, V> {
 
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Noticeboard<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let map = Arc::clone(&self.state.lock().unwrap_or_else(PoisonError::into_inner).map);
+        let map = Arc::clone(&self.state.lock().unpoisoned().map);
         f.debug_tuple("Noticeboard").field(&Snapshot { map }).finish()
     }
 }

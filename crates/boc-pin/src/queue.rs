@@ -38,12 +38,13 @@
 //! beyond the caller's timeout.
 
 use crate::error::Error;
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, ThreadId, current_thread};
 use crate::waker::Signal;
 use crate::watchdog::{self, WatchdogConfig};
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a [`MainQueue`] is set up.
@@ -139,7 +140,7 @@ impl<T> Shared<T> {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
         // No user code runs under the lock, so poisoning can only come from
         // an allocation failure in a push; the state is consistent anyway.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unpoisoned()
     }
 }
 
@@ -610,15 +611,14 @@ impl<T: Send + 'static> MainQueue<T> {
             }
             state.home_waiting = true;
             state = match deadline {
-                None => self.home_wakeup.wait(state).unwrap_or_else(PoisonError::into_inner),
+                None => self.home_wakeup.wait(state).unpoisoned(),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         state.home_waiting = false;
                         return WaitOutcome::TimedOut;
                     }
-                    let (state, _) =
-                        self.home_wakeup.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner);
+                    let (state, _) = self.home_wakeup.wait_timeout(state, deadline - now).unpoisoned();
                     state
                 }
             };

@@ -41,9 +41,10 @@
 use crate::callback;
 use crate::error::Error;
 use crate::primitive::Ordering;
+use crate::primitive::Unpoisoned;
 use crate::queue::{MainQueue, Shared, State, spawn_watchdog};
 use std::fmt;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// At most this many labels go into a [`StarvationReport`].
@@ -275,12 +276,12 @@ pub(crate) fn run<T>(shared: &Shared<T>) {
         match next_step(&state, Instant::now()) {
             Step::Park => {
                 state.watchdog_parked = true;
-                state = shared.watchdog_wakeup.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state = shared.watchdog_wakeup.wait(state).unpoisoned();
                 state.watchdog_parked = false;
             }
             Step::SleepUntil(due) => {
                 let timeout = due.saturating_duration_since(Instant::now());
-                state = shared.watchdog_wakeup.wait_timeout(state, timeout).unwrap_or_else(PoisonError::into_inner).0;
+                state = shared.watchdog_wakeup.wait_timeout(state, timeout).unpoisoned().0;
             }
             Step::Report(report, sink) => {
                 state.episode_reported = true;

@@ -55,6 +55,7 @@
 //! close waits for all of them (for at most [`WINDOW_PATIENCE`]).
 
 use crate::errors;
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicU8, AtomicUsize, Ordering};
 use pyo3::prelude::*;
 use std::cell::Cell;
@@ -155,7 +156,7 @@ static FOREIGN: std::sync::Mutex<Vec<(std::os::raw::c_ulong, Activity)>> = std::
 /// [`FOREIGN`]'s lock, which a thread takes detached as it parks forever,
 /// held across a fork by [`crate::fork`].
 pub(crate) fn hold_for_fork() -> std::sync::MutexGuard<'static, Vec<(std::os::raw::c_ulong, Activity)>> {
-    FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    FOREIGN.lock().unpoisoned()
 }
 
 /// In a forked child, whose only thread is the forking one: forgets the
@@ -164,7 +165,7 @@ pub(crate) fn hold_for_fork() -> std::sync::MutexGuard<'static, Vec<(std::os::ra
 pub(crate) fn after_fork_in_child() {
     N_ATTACHING.store(WINDOWS.with(Cell::get), Ordering::SeqCst);
     let ident = crate::thread::thread_ident();
-    FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
+    FOREIGN.lock().unpoisoned().retain(|(thread, _)| *thread == ident);
 }
 
 /// How long the close waits for foreign threads running Python to reach
@@ -174,7 +175,7 @@ const SETTLE_PATIENCE: Duration = Duration::from_millis(500);
 /// Records what the calling (foreign) thread is doing.
 fn note_activity(activity: Activity) {
     let ident = crate::thread::thread_ident();
-    let mut foreign = FOREIGN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut foreign = FOREIGN.lock().unpoisoned();
     match foreign.iter_mut().find(|(thread, _)| *thread == ident) {
         Some((_, seen)) => *seen = activity,
         None => foreign.push((ident, activity)),
@@ -325,7 +326,7 @@ pub(crate) fn gate_schedule(py: Python<'_>, operation: &str) -> PyResult<()> {
     match phase() {
         RUNNING => Ok(()),
         EXITING if is_foreign() && existed_at_exit() => {
-            REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(crate::thread::thread_ident());
+            REFUSED.lock().unpoisoned().push(crate::thread::thread_ident());
             Err(errors::exiting(operation))
         }
         EXITING => Ok(()),
@@ -350,7 +351,7 @@ const REFUSED_PATIENCE: Duration = Duration::from_secs(2);
 /// finalizes races with it (CPython 3.13 frees its thread state under it);
 /// one that ends first does not.
 fn join_refused(py: Python<'_>) {
-    let mut refused = std::mem::take(&mut *REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut refused = std::mem::take(&mut *REFUSED.lock().unpoisoned());
     refused.sort_unstable();
     refused.dedup();
     if refused.is_empty() {
@@ -376,7 +377,7 @@ fn join_refused(py: Python<'_>) {
 /// Whether the calling thread ran Python when the exit-time stop began.
 fn existed_at_exit() -> bool {
     let ident = crate::thread::thread_ident();
-    EXISTED_AT_EXIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&ident)
+    EXISTED_AT_EXIT.lock().unpoisoned().contains(&ident)
 }
 
 /// Moves to [`EXITING`]: the exit-time stop begins. Notes which threads
@@ -388,7 +389,7 @@ pub(crate) fn begin_exit(py: Python<'_>) {
         .and_then(|frames| frames.call_method0("keys"))
         .and_then(|keys| keys.try_iter()?.map(|ident| ident?.extract::<std::os::raw::c_ulong>()).collect());
     match idents {
-        Ok(idents) => *EXISTED_AT_EXIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = idents,
+        Ok(idents) => *EXISTED_AT_EXIT.lock().unpoisoned() = idents,
         Err(error) => error.write_unraisable(py, None),
     }
     PHASE.fetch_max(EXITING, Ordering::SeqCst);
@@ -555,7 +556,7 @@ fn system_exit_status(py: Python<'_>, error: &PyErr) -> Option<i32> {
 /// cannot change the exit status; a low-level exit function can end the
 /// process with one once everything else is done).
 fn set_exit_status(status: ExitStatus) {
-    let mut slot = EXIT_STATUS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut slot = EXIT_STATUS.lock().unpoisoned();
     if slot.is_none() {
         *slot = Some(status);
         // SAFETY: registers a C function; no preconditions. If CPython's
@@ -569,7 +570,7 @@ fn set_exit_status(status: ExitStatus) {
 /// Ends the process with the status the exit-time stop recorded; called by
 /// CPython after finalization (no Python may run here).
 extern "C" fn end_process() {
-    let status = *EXIT_STATUS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let status = *EXIT_STATUS.lock().unpoisoned();
     match status {
         Some(ExitStatus::Code(code)) => std::process::exit(code),
         Some(ExitStatus::Interrupted) => {
@@ -610,7 +611,7 @@ fn settle_foreign(py: Python<'_>) {
     loop {
         let running: Vec<_> = FOREIGN
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unpoisoned()
             .iter()
             .filter(|(_, activity)| *activity == Activity::Python)
             .map(|(ident, _)| *ident)

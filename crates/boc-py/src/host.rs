@@ -4,12 +4,13 @@
 
 use crate::args::{WarnMs, optional_callable, type_name};
 use crate::exit;
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::runtime::runtime;
 use boc_pin::{StarvationReport, WatchdogConfig};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A watchdog sink: the message goes to `on_starve(message)`, or to the
 /// `boc` logger as a warning.
@@ -108,12 +109,7 @@ impl WakerThread {
             }
             let before = crate::fork::generation();
             let attached = exit::attach(|py| {
-                let callback = self
-                    .callback
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_ref()
-                    .map(|callback| callback.clone_ref(py));
+                let callback = self.callback.lock().unpoisoned().as_ref().map(|callback| callback.clone_ref(py));
                 if let Some(callback) = callback
                     && let Err(error) = callback.call0(py)
                 {
@@ -154,7 +150,7 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
         } else {
             Some(callback.clone().unbind())
         };
-        let mut slot = runtime.waker.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = runtime.waker.lock().unpoisoned();
         let waker = match (&*slot, &callback) {
             (Some(waker), _) => Arc::clone(waker),
             // Removed before any was set: nothing to start.
@@ -183,7 +179,7 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
             let waker = Arc::clone(&waker);
             Box::new(move || waker.wake()) as Box<dyn Fn() + Send + Sync>
         });
-        let previous = std::mem::replace(&mut *waker.callback.lock().unwrap_or_else(PoisonError::into_inner), callback);
+        let previous = std::mem::replace(&mut *waker.callback.lock().unpoisoned(), callback);
         // Dropped here, attached (outside the lock: it may run Python).
         drop(previous);
         runtime.main.set_waker(signal);

@@ -6,6 +6,7 @@ use crate::args::{timeout_arg, worker_count};
 use crate::behavior;
 use crate::errors;
 use crate::exit;
+use crate::primitive::Unpoisoned;
 use crate::pump::pump_main;
 use crate::runtime::{RUNTIME, Runtime, already_running, drain_graveyard, runtime, start_pool};
 use crate::thread::{SIGNAL_CHECK_INTERVAL, is_main_thread};
@@ -14,7 +15,6 @@ use boc_pin::{Budget, HomeWait, MainQueue, WaitEnd, WaitOutcome};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 /// Start the runtime with `workers` worker threads.
@@ -46,13 +46,13 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
                 Some(n_workers) if n_workers != running.n_workers => Err(already_running(running.n_workers, n_workers)),
                 _ => {
                     if n_workers.is_some() {
-                        *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+                        *runtime.n_workers.lock().unpoisoned() = n_workers;
                     }
                     Ok(())
                 }
             };
         }
-        *runtime.n_workers.lock().unwrap_or_else(PoisonError::into_inner) = n_workers;
+        *runtime.n_workers.lock().unpoisoned() = n_workers;
         runtime.install(py, start_pool(py, "start", runtime.n_workers()?)?, n_workers)
     })
 }

@@ -15,10 +15,11 @@
 //! exception counts as retrieved, so nothing reports it again.
 
 use crate::cown::{CownCore, PyCown, PyPinnedCown};
+use crate::primitive::Unpoisoned;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Result cowns that received an exception, for the report at exit.
 struct Failed {
@@ -33,7 +34,7 @@ static FAILED: Mutex<Failed> = Mutex::new(Failed { cowns: Vec::new(), prune_at: 
 /// Remembers `core`, which just received an exception, for
 /// [`report_alive_at_exit`].
 pub(crate) fn note_failed(core: &Arc<CownCore>) {
-    let mut failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut failed = FAILED.lock().unpoisoned();
     if failed.cowns.len() >= failed.prune_at {
         failed.cowns.retain(|cown| cown.strong_count() > 0);
         failed.prune_at = (failed.cowns.len() * 2).max(64);
@@ -76,7 +77,7 @@ pub(crate) fn report(py: Python<'_>, exception: &Bound<'_, PyAny>, origin: Optio
 /// At interpreter exit: reports every exception still alive on a result
 /// cown that nobody retrieved.
 pub(crate) fn report_alive_at_exit(py: Python<'_>) {
-    let cowns = std::mem::take(&mut FAILED.lock().unwrap_or_else(PoisonError::into_inner).cowns);
+    let cowns = std::mem::take(&mut FAILED.lock().unpoisoned().cowns);
     for cown in cowns.iter().filter_map(Weak::upgrade) {
         report_if_unretrieved(py, &cown);
     }

@@ -21,6 +21,7 @@ use crate::behavior::{Counted, PinnedDrop};
 use crate::errors;
 use crate::exit;
 use crate::host::{WakerThread, log_starvation};
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::thread::{is_attached, is_main_thread};
 use crate::worker::{Workers, python_thread_stack_size};
@@ -29,7 +30,7 @@ use boc_pin::{Affinity, MainConfig, MainQueue, WatchdogConfig};
 use boc_sched::{Pool, PoolOptions, Terminator};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
 /// The `flags` bit of a behavior whose request set holds a pinned cown.
@@ -96,7 +97,7 @@ pub(crate) fn runtime() -> PyResult<&'static Runtime> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
-    let _init = RUNTIME_INIT.lock().unwrap_or_else(PoisonError::into_inner);
+    let _init = RUNTIME_INIT.lock().unpoisoned();
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
@@ -120,7 +121,7 @@ pub(crate) fn enter() -> PyResult<(&'static Runtime, Arc<Running>)> {
 
 impl Runtime {
     pub(crate) fn current(&self) -> Option<Arc<Running>> {
-        self.running.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.running.read().unpoisoned().clone()
     }
 
     /// Whether main-side behaviors are worth labelling: a watchdog is
@@ -159,7 +160,7 @@ impl Runtime {
     /// (another thread started it meanwhile: `fresh` is then stopped).
     /// With `n_workers`, a live one of another size is an error.
     pub(crate) fn install(&self, py: Python<'_>, fresh: Arc<Running>, n_workers: Option<usize>) -> PyResult<()> {
-        let mut state = self.running.write().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.running.write().unpoisoned();
         let live = state.as_ref().filter(|running| !running.terminator.is_closed()).map(|running| running.n_workers);
         match live {
             None => {
@@ -180,7 +181,7 @@ impl Runtime {
     /// The size of the next pool: what `start` last asked for, else the
     /// default (`BOC_WORKERS`, held to the same bound as `start`).
     pub(crate) fn n_workers(&self) -> PyResult<usize> {
-        if let Some(n_workers) = *self.n_workers.lock().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(n_workers) = *self.n_workers.lock().unpoisoned() {
             return Ok(n_workers);
         }
         let n_workers = boc_sched::default_workers();
@@ -204,7 +205,7 @@ impl Runtime {
             return false;
         }
         {
-            let mut state = self.running.write().unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.running.write().unpoisoned();
             if state.as_ref().is_some_and(|current| Arc::ptr_eq(current, &running)) {
                 *state = None;
             }
@@ -247,7 +248,7 @@ pub(crate) struct Pools {
 /// also when another thread joins them.
 fn join(py: Python<'_>, running: &Arc<Running>) {
     exit::detach(py, || running.pool.shutdown());
-    POOLS.lock().unwrap_or_else(PoisonError::into_inner).started.retain(|pool| !Arc::ptr_eq(pool, running));
+    POOLS.lock().unpoisoned().started.retain(|pool| !Arc::ptr_eq(pool, running));
 }
 
 /// Lets no pool start from now on, waits for the starts in progress, and
@@ -258,10 +259,10 @@ fn join(py: Python<'_>, running: &Arc<Running>) {
 /// for, and then call this again.
 pub(crate) fn join_all_pools(py: Python<'_>) -> bool {
     let pools = exit::detach(py, || {
-        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = POOLS.lock().unpoisoned();
         pools.closed = true;
         while pools.n_starting > 0 {
-            pools = POOL_STARTED.wait(pools).unwrap_or_else(PoisonError::into_inner);
+            pools = POOL_STARTED.wait(pools).unpoisoned();
         }
         pools.started.clone()
     });
@@ -298,7 +299,7 @@ pub(crate) fn start_pool(py: Python<'_>, operation: &str, n_workers: usize) -> P
     let options =
         python_thread_stack_size(py).map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
     {
-        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = POOLS.lock().unpoisoned();
         if pools.closed {
             drop(pools);
             // A daemon thread that passed the gate before the exit-time stop
@@ -311,7 +312,7 @@ pub(crate) fn start_pool(py: Python<'_>, operation: &str, n_workers: usize) -> P
     }
     exit::detach(py, || {
         let pool = Pool::with_options(n_workers, Arc::new(Workers), options);
-        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = POOLS.lock().unpoisoned();
         pools.n_starting -= 1;
         let running = pool.map(|pool| Arc::new(Running { terminator: Terminator::new(), pool, n_workers }));
         if let Ok(running) = &running {
@@ -378,7 +379,7 @@ static GRAVEYARD: Mutex<Vec<Graveyard>> = Mutex::new(Vec::new());
 static GRAVEYARD_NONEMPTY: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn bury(entry: Graveyard) {
-    GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner).push(entry);
+    GRAVEYARD.lock().unpoisoned().push(entry);
     GRAVEYARD_NONEMPTY.store(true, Ordering::Release);
 }
 
@@ -389,7 +390,7 @@ pub(crate) fn drain_graveyard(py: Python<'_>, on_main: bool) {
         return;
     }
     let entries = {
-        let mut graveyard = GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut graveyard = GRAVEYARD.lock().unpoisoned();
         let (taken, kept): (Vec<_>, Vec<_>) = graveyard.drain(..).partition(|entry| on_main || !entry.pinned);
         GRAVEYARD_NONEMPTY.store(!kept.is_empty(), Ordering::Relaxed);
         *graveyard = kept;
@@ -417,11 +418,11 @@ pub(crate) struct ForkHold {
 
 /// Takes this module's part of [`crate::fork`]'s locks.
 pub(crate) fn hold_for_fork() -> ForkHold {
-    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    let pools = POOLS.lock().unpoisoned();
     let runtime = RUNTIME.get();
-    let running = runtime.map(|runtime| runtime.running.write().unwrap_or_else(PoisonError::into_inner));
+    let running = runtime.map(|runtime| runtime.running.write().unpoisoned());
     let main = runtime.map(|runtime| runtime.main.hold());
-    let graveyard = GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner);
+    let graveyard = GRAVEYARD.lock().unpoisoned();
     ForkHold { _pools: pools, _running: running, _main: main, _graveyard: graveyard }
 }
 
@@ -433,24 +434,24 @@ pub(crate) fn hold_for_fork() -> ForkHold {
 /// removes the pump waker, whose thread the child does not have.
 pub(crate) fn after_fork_in_child() {
     {
-        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = POOLS.lock().unpoisoned();
         std::mem::forget(std::mem::take(&mut pools.started));
         // A start in progress was on another thread: it is not in the child.
         pools.n_starting = 0;
     }
     {
-        let mut graveyard = GRAVEYARD.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut graveyard = GRAVEYARD.lock().unpoisoned();
         std::mem::forget(std::mem::take(&mut *graveyard));
         GRAVEYARD_NONEMPTY.store(false, Ordering::Relaxed);
     }
     let Some(runtime) = RUNTIME.get() else { return };
-    if let Some(running) = runtime.running.write().unwrap_or_else(PoisonError::into_inner).take() {
+    if let Some(running) = runtime.running.write().unpoisoned().take() {
         std::mem::forget(running);
     }
     // Ready main-side behaviors are in flight too: run here, they would
     // run in both processes.
     runtime.main.hold().forget_queued();
-    if let Some(waker) = runtime.waker.lock().unwrap_or_else(PoisonError::into_inner).take() {
+    if let Some(waker) = runtime.waker.lock().unpoisoned().take() {
         // Its thread is the parent's: the callback would never be called
         // (the next `set_pump_waker` starts the child's own).
         std::mem::forget(waker);

@@ -11,13 +11,14 @@
 use crate::behavior;
 use crate::exit;
 use crate::fork;
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, AtomicUsize, Ordering};
 use boc_core::Ready;
 use boc_sched::Runner;
 use pyo3::prelude::*;
 use std::cell::Cell;
 use std::os::raw::c_ulong;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 /// The worker side of the runtime, shared by every pool.
 pub(crate) struct Workers;
@@ -34,13 +35,13 @@ thread_local! {
 /// but the forking thread, when a body forked).
 pub(crate) fn after_fork_in_child() {
     let ident = crate::thread::thread_ident();
-    THREADS.lock().unwrap_or_else(PoisonError::into_inner).retain(|(thread, _)| *thread == ident);
+    THREADS.lock().unpoisoned().retain(|(thread, _)| *thread == ident);
 }
 
 /// [`THREADS`]'s lock, which workers take detached as they start and end,
 /// held across a fork by [`crate::fork`].
 pub(crate) fn hold_for_fork() -> MutexGuard<'static, Vec<(c_ulong, String)>> {
-    THREADS.lock().unwrap_or_else(PoisonError::into_inner)
+    THREADS.lock().unpoisoned()
 }
 
 /// Whether this worker thread is a forked child's copy of a worker (the
@@ -82,7 +83,7 @@ pub(crate) fn n_discarded() -> usize {
 
 /// `(threading ident, thread name)` of each live worker.
 pub(crate) fn threads() -> Vec<(c_ulong, String)> {
-    THREADS.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    THREADS.lock().unpoisoned().clone()
 }
 
 /// Keeps this thread in [`THREADS`] while it lives.
@@ -92,14 +93,14 @@ impl Registered {
     fn new() -> Self {
         let ident = crate::thread::thread_ident();
         let name = std::thread::current().name().unwrap_or("boc-worker").to_owned();
-        THREADS.lock().unwrap_or_else(PoisonError::into_inner).push((ident, name));
+        THREADS.lock().unpoisoned().push((ident, name));
         Self(ident)
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        THREADS.lock().unwrap_or_else(PoisonError::into_inner).retain(|(ident, _)| *ident != self.0);
+        THREADS.lock().unpoisoned().retain(|(ident, _)| *ident != self.0);
     }
 }
 

@@ -7,10 +7,11 @@
 
 use crate::idle::{Idle, MAX_WORKERS};
 use crate::park::Parker;
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, AtomicUsize, Ordering};
 use crate::{Error, worker};
 use crossbeam_deque::{Injector, Stealer, Worker};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 /// Runs tasks of type `T` on a worker pool.
@@ -353,7 +354,7 @@ impl<T: Send + 'static, R: Runner<T>> Pool<T, R> {
         }
         // Join under the lock so a concurrent second caller also returns
         // only once the workers are gone.
-        let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut handles = self.handles.lock().unpoisoned();
         for handle in handles.drain(..) {
             // Workers catch every panic of the runner; a join error could
             // only come from a bug in the pool itself, and a second panic

@@ -37,8 +37,8 @@
 //! and its `+1` undone through the ordinary decrement path, which wakes
 //! any waiter that saw it).
 
+use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicUsize, Condvar, Mutex, Ordering};
-use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 /// The closed flag: the top bit of the count word.
@@ -184,7 +184,7 @@ impl Terminator {
 
     #[cold]
     fn wake_waiters(&self) {
-        let mut epoch = self.zero_epoch.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut epoch = self.zero_epoch.lock().unpoisoned();
         *epoch = epoch.wrapping_add(1);
         drop(epoch);
         self.reached_zero.notify_all();
@@ -207,7 +207,7 @@ impl Terminator {
         }
         // `None`: forever, also when `timeout` overflows an `Instant`.
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        let mut epoch = self.zero_epoch.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut epoch = self.zero_epoch.lock().unpoisoned();
         let start_epoch = *epoch;
         self.n_waiters.fetch_add(1, Ordering::SeqCst); // W1
         let reached = loop {
@@ -216,15 +216,14 @@ impl Terminator {
             }
             match deadline {
                 None => {
-                    epoch = self.reached_zero.wait(epoch).unwrap_or_else(PoisonError::into_inner);
+                    epoch = self.reached_zero.wait(epoch).unpoisoned();
                 }
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         break false;
                     }
-                    epoch =
-                        self.reached_zero.wait_timeout(epoch, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+                    epoch = self.reached_zero.wait_timeout(epoch, deadline - now).unpoisoned().0;
                 }
             }
         };
