@@ -33,33 +33,36 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The extension module. Free-threading safe: no state relies on the GIL.
 #[pymodule(gil_used = false)]
-fn _boc(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    crate::thread::init(module.py())?;
-    fork::install();
-    module.add_class::<cown::PyCown>()?;
-    module.add_class::<cown::PyPinnedCown>()?;
-    report::install_finalizer(module.py());
-    module.add_function(wrap_pyfunction!(behavior::when, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::lifecycle::start, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::lifecycle::wait, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::lifecycle::quiesce, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::lifecycle::stop, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::pump::pump, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::host::pump_fd, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::host::set_pump_waker, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::host::set_pump_watchdog, module)?)?;
-    module.add_function(wrap_pyfunction!(crate::lifecycle::_state, module)?)?;
-    messages::init(module)?;
-    module.add_function(wrap_pyfunction!(messages::send, module)?)?;
-    module.add_function(wrap_pyfunction!(messages::receive, module)?)?;
-    module.add_function(wrap_pyfunction!(messages::drain, module)?)?;
-    noticeboard::init(module)?;
-    module.add_function(wrap_pyfunction!(noticeboard::notice_write, module)?)?;
-    module.add_function(wrap_pyfunction!(noticeboard::notice_update, module)?)?;
-    module.add_function(wrap_pyfunction!(noticeboard::notice_delete, module)?)?;
-    module.add_function(wrap_pyfunction!(noticeboard::notice_read, module)?)?;
-    module.add_function(wrap_pyfunction!(noticeboard::_noticeboard, module)?)?;
-    module.add_function(wrap_pyfunction!(fork::_after_fork_in_child, module)?)?;
-    module.add_function(wrap_pyfunction!(exit::_shutdown_at_exit, module)?)?;
-    Ok(())
+mod _boc {
+    #[pymodule_export]
+    use crate::behavior::when;
+    #[pymodule_export]
+    use crate::cown::{PyCown, PyPinnedCown};
+    #[pymodule_export]
+    use crate::exit::_shutdown_at_exit;
+    #[pymodule_export]
+    use crate::fork::_after_fork_in_child;
+    #[pymodule_export]
+    use crate::host::{pump_fd, set_pump_waker, set_pump_watchdog};
+    #[pymodule_export]
+    use crate::lifecycle::{_state, quiesce, start, stop, wait};
+    #[pymodule_export]
+    use crate::messages::{drain, receive, send};
+    #[pymodule_export]
+    use crate::noticeboard::{_noticeboard, notice_delete, notice_read, notice_update, notice_write};
+    #[pymodule_export]
+    use crate::pump::pump;
+    use pyo3::prelude::*;
+
+    /// Runs once the exports above are in the module, before `import`
+    /// returns it: nothing is callable from Python until then.
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::thread::init(module.py())?;
+        crate::fork::install();
+        // After the classes exist (they were added above).
+        crate::report::install_finalizer(module.py());
+        crate::messages::init(module)?;
+        crate::noticeboard::init(module)
+    }
 }
