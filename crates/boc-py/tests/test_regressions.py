@@ -724,3 +724,53 @@ def test_wait_on_a_thread_waits_for_what_draining_the_graveyard_schedules():
     result.expect("pool running after wait(): False" in result.stdout, "wait() returned with a pool running")
     result.expect("dropped on: ['MainThread']" in result.stdout, "the pinned value was not dropped on the main thread")
     result.expect("ValueError: nobody retrieves this" in result.stderr, "the exception was not reported")
+
+
+@pytest.mark.parametrize("run", range(3 * REPEAT))
+def test_boc_first_imported_by_a_thread_that_ends_before_main_uses_it(run):
+    # Found from outside: the extension's allocator (mimalloc v3) crashed
+    # a worker starting after the thread that loaded the extension had
+    # ended (SIGSEGV in `mi_thread_init`), in 4 of 5 runs of this program.
+    # mimalloc v2 does not.
+    finished = run_program(
+        """
+        import threading
+
+        result = {}
+        imported = threading.Event()
+        main_ready = threading.Event()
+
+        def first_user():
+            import boc
+            imported.set()
+            main_ready.wait()
+            counter = boc.Cown(1)
+
+            @boc.when(counter)
+            def bumped(counter):
+                counter.value += 1
+                return counter.value
+
+            boc.wait(timeout=30)
+            result["bumped"] = bumped.value
+
+        thread = threading.Thread(target=first_user)
+        thread.start()
+        imported.wait()
+        import boc
+        boc.pump()
+        main_ready.set()
+        thread.join()
+
+        screen = boc.PinnedCown([])
+
+        @boc.when(screen)
+        def drawn(screen):
+            screen.value.append(threading.current_thread() is threading.main_thread())
+
+        boc.wait(timeout=30)
+        print(result["bumped"], screen.value)
+        """
+    )
+    finished.expect(finished.returncode == 0, "the program failed")
+    finished.expect(finished.stdout.split() == ["2", "[True]"], "unexpected output")
