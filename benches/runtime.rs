@@ -269,23 +269,13 @@ enum HomeLoop {
 /// Blocks until `fd` is readable or `deadline` passes (then returns too:
 /// the caller re-checks).
 fn wait_readable(fd: i32, deadline: Instant) {
-    #[repr(C)]
-    struct PollFd {
-        fd: i32,
-        events: i16,
-        revents: i16,
-    }
-    unsafe extern "C" {
-        fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
-    }
-    const POLLIN: i16 = 1;
     let remaining = deadline.saturating_duration_since(Instant::now());
     let timeout_ms = remaining.as_micros().div_ceil(1_000).min(100) as i32;
-    let mut entry = PollFd { fd, events: POLLIN, revents: 0 };
-    // SAFETY: one `struct pollfd` (int, short, short, as Linux lays it out),
-    // valid and exclusively borrowed for the call; `fd` is the runtime's
-    // waker descriptor, open while the runtime lives, and only polled here.
-    let rc = unsafe { poll(&mut entry, 1, timeout_ms) };
+    let mut entry = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one `struct pollfd`, valid and exclusively borrowed for the
+    // call; `fd` is the runtime's waker descriptor, open while the runtime
+    // lives, and only polled here.
+    let rc = unsafe { libc::poll(&mut entry, 1, timeout_ms) };
     if rc < 0 {
         let error = std::io::Error::last_os_error();
         assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "poll on the pump fd failed: {error}");
@@ -361,22 +351,13 @@ fn micros(duration: Duration) -> String {
 
 /// CPU time (user + system) this process has used so far.
 fn cpu_time() -> Duration {
-    #[repr(C)]
-    struct Rusage {
-        user: [i64; 2],
-        system: [i64; 2],
-        rest: [i64; 14],
-    }
-    unsafe extern "C" {
-        fn getrusage(who: i32, usage: *mut Rusage) -> i32;
-    }
-    let mut usage = Rusage { user: [0; 2], system: [0; 2], rest: [0; 14] };
-    // SAFETY: RUSAGE_SELF (0) with a buffer laid out as Linux's `struct
-    // rusage` on 64-bit targets (two timevals then fourteen longs).
-    let rc = unsafe { getrusage(0, &mut usage) };
+    // SAFETY: `rusage` is plain old data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid, exclusively borrowed buffer.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     assert_eq!(rc, 0, "getrusage failed");
-    let micros = |tv: [i64; 2]| Duration::from_secs(tv[0] as u64) + Duration::from_micros(tv[1] as u64);
-    micros(usage.user) + micros(usage.system)
+    let micros = |tv: libc::timeval| Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64);
+    micros(usage.ru_utime) + micros(usage.ru_stime)
 }
 
 fn idle_cpu(seconds: u64) -> (Duration, Duration) {

@@ -20,33 +20,15 @@ fn quiet() -> MainConfig {
     MainConfig { watchdog: None }
 }
 
-/// `poll(2)`, declared here to keep the crate free of a `libc` dependency.
-mod sys {
-    use std::ffi::{c_int, c_short, c_ulong};
-
-    #[repr(C)]
-    pub(crate) struct PollFd {
-        pub(crate) fd: c_int,
-        pub(crate) events: c_short,
-        pub(crate) revents: c_short,
-    }
-
-    pub(crate) const POLLIN: c_short = 0x1;
-
-    unsafe extern "C" {
-        pub(crate) fn poll(fds: *mut PollFd, nfds: c_ulong, timeout: c_int) -> c_int;
-    }
-}
-
 /// Blocks until `fd` is readable or `timeout_ms` passed (0: just looks).
 fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
-    let mut poll_fd = sys::PollFd { fd: fd.as_raw_fd(), events: sys::POLLIN, revents: 0 };
+    let mut poll_fd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     loop {
         // SAFETY: `poll_fd` is one valid, exclusively borrowed `struct pollfd`
         // for the whole call, and `fd` is borrowed from the queue, so open.
-        let n_ready = unsafe { sys::poll(&mut poll_fd, 1, timeout_ms) };
+        let n_ready = unsafe { libc::poll(&mut poll_fd, 1, timeout_ms) };
         if n_ready >= 0 {
-            return n_ready > 0 && poll_fd.revents & sys::POLLIN != 0;
+            return n_ready > 0 && poll_fd.revents & libc::POLLIN != 0;
         }
         let err = std::io::Error::last_os_error();
         assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "poll failed: {err}");
