@@ -34,6 +34,15 @@ pub enum Error {
     /// home thread owns it.
     #[error("a pinned cown was scheduled on another runtime than the one it was created for")]
     ForeignPinnedCown,
+    /// Workers were asked for while a pool with another count runs (an
+    /// engine runs one pool at a time; wait for it to go idle first).
+    #[error("the runtime already runs {live} workers, so it cannot start {asked}; wait for it to go idle first")]
+    AlreadyRunning {
+        /// The running pool's worker count.
+        live: usize,
+        /// The count asked for.
+        asked: usize,
+    },
     /// The runtime was dropped; its handles can no longer schedule.
     #[error("the runtime has shut down; no behavior can be scheduled on it")]
     ShutDown,

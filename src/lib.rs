@@ -30,8 +30,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The crate is a thin facade: the protocol is in `boc-core`, the worker
-//! pool in `boc-sched`.
+//! The protocol is in `boc-core`, the worker pool in `boc-sched`, the home
+//! thread's queue in `boc-pin`; [`engine`] assembles them into a runtime,
+//! and [`Runtime`]/[`Handle`] are a typed layer over it.
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
@@ -44,6 +45,7 @@ pub struct ReadmeDoctests;
 pub struct GuideDoctests;
 
 mod cown;
+pub mod engine;
 mod error;
 mod pending;
 mod pinned;

@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::cown::Hold;
-use crate::runtime::{Handle, PINNED, Shared};
+use crate::runtime::{FacadeEngine, Handle};
 use crate::set::HomeId;
 use crate::unwind;
 use boc_core::{CownHeader, Payload};
@@ -48,7 +48,7 @@ struct PinnedInner<T: 'static> {
     home_thread: ThreadId,
     /// Where a last handle dropped off the home thread sends the value to
     /// be dropped at home.
-    runtime: Weak<Shared>,
+    runtime: Weak<FacadeEngine>,
     home: HomeId,
 }
 
@@ -68,16 +68,11 @@ impl<T: 'static> Drop for PinnedInner<T> {
             return; // `value` drops here, at home.
         }
         // Off the home thread: a main-side behavior with no cowns drops it
-        // there. If the runtime is gone, `HomeOnly` leaks it instead.
-        if let Some(shared) = self.runtime.upgrade()
-            && shared.enter().is_ok()
-        {
-            // SAFETY: an empty request set, so the behavior is dispatched
-            // (pushed to the main queue) before `schedule` returns, while
-            // the `Arc` upgraded here keeps `shared` alive; it was counted
-            // in just above, as every behavior dispatched through `shared`
-            // (see the argument on `Runtime`'s `Drop`).
-            unsafe { boc_core::schedule(std::iter::empty(), DropAtHome(Some(value)), PINNED, &*shared) };
+        // there, counted and signalled (`Engine::send_home`). If the runtime
+        // is gone or shut down, `HomeOnly` leaks it instead (the refused
+        // payload drops here, off home).
+        if let Some(engine) = self.runtime.upgrade() {
+            let _ = engine.send_home(DropAtHome(Some(value)));
         }
     }
 }
@@ -155,8 +150,8 @@ impl<T: 'static> PinnedCown<T> {
                 header: CownHeader::new(),
                 value: UnsafeCell::new(ManuallyDrop::new(value)),
                 home_thread: std::thread::current().id(),
-                runtime: Arc::downgrade(&handle.shared),
-                home: handle.shared.home_id(),
+                runtime: Arc::downgrade(&handle.engine),
+                home: HomeId(handle.engine.id()),
             }),
         })
     }

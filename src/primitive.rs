@@ -1,4 +1,7 @@
-//! Poison-tolerant locking, the one helper of this crate for it.
+//! The one place that names the standard atomics (the workspace's tidy
+//! rule), and this crate's poison-tolerant locking.
+
+pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Poison-tolerant locking: `lock()`, `read()`, `write()`, `get_mut()` and
 /// the condition variables' waits return a `LockResult` that is an error

@@ -3,174 +3,29 @@
 //! (boc-pin).
 
 use crate::Error;
+use crate::engine::{Config, Counted, Engine, Home, PINNED, PlainWorkers};
 use crate::pending::{Outcome, Outcomes, Pending};
 use crate::primitive::Unpoisoned;
 use crate::set::{Acquired, CownSet, HomeId};
 use crate::unwind;
-use boc_core::{Dispatch, Payload, Ready, Watch};
-use boc_pin::{
-    Affinity, Budget, HomeWait, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitEnd, WatchdogConfig,
-};
-use boc_sched::{Pool, Runner, Terminator};
+use boc_core::{Payload, Ready, Watch};
+use boc_pin::{Budget, HomeWait, MainConfig, MainQueue, MainRunner, PumpError, PumpReport, WaitEnd, WatchdogConfig};
+use boc_sched::PoolOptions;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `flags` bit of a behavior whose request set holds a pinned cown.
-pub(crate) const PINNED: u32 = 1;
+/// The facade's engine: plain worker threads.
+pub(crate) type FacadeEngine = Engine<PlainWorkers>;
 
-/// What both sides of the runtime share: the count of behaviors in flight
-/// and the main-side queue.
-pub(crate) struct Inner {
-    /// Every behavior dispatched through the runtime's [`Shared`], counted
-    /// in by [`Shared::enter`] before it is scheduled and out by
-    /// [`Inner::finished`] after it has released its cowns. Closed by the
-    /// runtime's drop. See "Why no behavior is dispatched through freed
-    /// memory" on [`Runtime`]'s `Drop`.
-    terminator: Terminator,
-    pub(crate) main: MainQueue<Ready>,
-    /// The shared state of a runtime whose drop could not wait for its
-    /// behaviors (it ran inside one of them): a strong reference that keeps
-    /// the dispatcher alive while behaviors are in flight. A cycle
-    /// (`Shared` owns this `Inner`) on purpose, broken by the finish that
-    /// takes the count to zero.
-    ///
-    /// Set by [`Shared::orphan`] (the runtime's drop, after closing the
-    /// terminator); taken by [`Inner::finished`] when the count reaches
-    /// zero, by a refused [`Shared::enter`] whose undo reached zero, or by
-    /// `orphan` itself if it already has. The lock orders them: whoever
-    /// takes it after the first finds `None`.
-    orphan: Mutex<Option<Arc<Shared>>>,
-}
+/// Runs the facade's main-side behaviors for `pump` and `quiesce`: a
+/// panicking body is recorded in its result and reported as failed.
+struct MainSide;
 
-impl Inner {
-    /// Counts a behavior out through boc-pin's `count_out`: the last one
-    /// wakes a home thread waiting in `quiesce` for either main-side work or
-    /// quiescence, and lets go of the shared state of a runtime dropped
-    /// while it could not wait.
-    fn finished(&self) {
-        // The decrement that reaches zero wakes the home thread, which may
-        // be waiting in `quiesce` (the terminator wakes only its own
-        // waiters).
-        if self.main.count_out(|| self.terminator.decrement()) {
-            self.closed_at_zero();
-        }
-    }
-
-    /// After the count was seen at zero: once the runtime is closed, lets
-    /// go of its orphaned shared state.
-    fn closed_at_zero(&self) {
-        if self.terminator.is_closed() {
-            self.release_orphan();
-        }
-    }
-
-    /// Stops and lets go of an orphaned runtime's shared state, if any.
-    /// Called once the terminator is closed and its count was seen at zero:
-    /// no behavior is linked in any cown queue, and none can be scheduled.
-    fn release_orphan(&self) {
-        let orphan = self.orphan.lock().unpoisoned().take();
-        if let Some(shared) = orphan {
-            shared.stop();
-            // May be the last reference: the pool and the callbacks go, on
-            // this thread (a worker only signals its pool to stop).
-            drop(shared);
-        }
-    }
-}
-
-/// Counts the behavior out even if running it unwinds.
-struct CountOut<'a>(&'a Inner);
-
-impl Drop for CountOut<'_> {
-    fn drop(&mut self) {
-        self.0.finished();
-    }
-}
-
-impl Runner<Ready> for Inner {
-    fn run(&self, behavior: Ready) {
-        let _count_out = CountOut(self);
-        behavior.run();
-    }
-}
-
-impl MainRunner<Ready> for Inner {
+impl MainRunner<Ready> for MainSide {
     fn run(&self, behavior: Ready) -> boc_pin::Outcome {
-        let _count_out = CountOut(self);
         if behavior.run_and_report() { boc_pin::Outcome::Failed } else { boc_pin::Outcome::Ok }
-    }
-}
-
-/// State shared by a runtime and its handles; the dispatcher of every
-/// behavior scheduled through them.
-pub(crate) struct Shared {
-    pub(crate) inner: Arc<Inner>,
-    pool: Pool<Ready, Inner>,
-    n_workers: usize,
-}
-
-impl Shared {
-    pub(crate) fn home_id(&self) -> HomeId {
-        HomeId(std::ptr::from_ref(self) as usize)
-    }
-
-    /// Counts a behavior in, unless the runtime has shut down. Every
-    /// behavior dispatched through this `Shared` is counted in here before
-    /// it is scheduled.
-    pub(crate) fn enter(&self) -> Result<(), Error> {
-        if self.inner.terminator.try_increment() {
-            return Ok(());
-        }
-        // Refused: the terminator undid the `+1` with a plain decrement,
-        // which may have been the one to bring the count to zero after the
-        // last behavior's finish saw it above zero. Then nobody else wakes
-        // a home thread waiting for zero or lets go of an orphaned runtime:
-        // do it here. (Of refused increments racing each other, the last to
-        // decrement sees zero here; a spurious wake is harmless.) The undo
-        // is this behavior's count-out.
-        if self.inner.main.count_out(|| self.inner.terminator.count() == 0) {
-            self.inner.closed_at_zero();
-        }
-        Err(Error::ShutDown)
-    }
-
-    /// Stops what the runtime runs once no behavior is in flight: joins
-    /// the workers (only signals them on a worker), drops the main queue's
-    /// leftovers and the user's waker and watchdog sink (which may hold a
-    /// [`Handle`], a cycle through this `Shared` otherwise).
-    fn stop(&self) {
-        self.pool.shutdown();
-        self.inner.main.clear();
-        unwind::catch_reporting("the drop of the pump waker", || self.inner.main.set_waker(None));
-        unwind::catch_reporting("the drop of the watchdog's sink", || {
-            // Turning the watchdog off never starts its thread: no error.
-            let _ = self.inner.main.set_watchdog(None);
-        });
-    }
-
-    /// Keeps this shared state alive until the last behavior in flight has
-    /// finished, for a runtime dropped where it cannot wait. The terminator
-    /// is closed, so the count only goes down; if it is already zero, lets
-    /// go at once.
-    fn orphan(self: &Arc<Self>) {
-        *self.inner.orphan.lock().unpoisoned() = Some(Arc::clone(self));
-        // After the store (the lock orders it against a concurrent finish):
-        // if the last finish came first, it found nothing to take.
-        if self.inner.terminator.count() == 0 {
-            self.inner.release_orphan();
-        }
-    }
-}
-
-impl Dispatch for Shared {
-    fn dispatch(&self, behavior: Ready) {
-        let pinned = behavior.flags() & PINNED != 0;
-        match Affinity::classify([pinned], self.n_workers) {
-            Affinity::Worker => self.pool.spawn(behavior),
-            Affinity::Main => self.inner.main.push_labeled(behavior, Ready::label),
-        }
     }
 }
 
@@ -244,7 +99,7 @@ where
 {
     // SAFETY: the caller vouches for the payload type; only the outcome
     // (a `Mutex`, `Sync` for `R: Send`) is reached through the shared ref.
-    unsafe { watch.payload::<Body<O, F, R>>() }.map(|body| &body.outcome)
+    unsafe { watch.payload::<Counted<Body<O, F, R>>>() }.map(|counted| &counted.payload().outcome)
 }
 
 impl<O, F, R> Drop for Body<O, F, R> {
@@ -299,11 +154,10 @@ impl Builder {
     pub fn build(self) -> Result<Runtime, Error> {
         let n_workers = self.workers.unwrap_or_else(boc_sched::default_workers);
         let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
-        let main = MainQueue::new(MainConfig { watchdog })?;
-        let inner = Arc::new(Inner { terminator: Terminator::new(), main, orphan: Mutex::new(None) });
-        let pool = Pool::new(n_workers, Arc::clone(&inner))?;
-        let shared = Arc::new(Shared { inner, pool, n_workers });
-        Ok(Runtime { handle: Handle { shared }, _home: PhantomData })
+        let config = Config { home: Home::Current, main: MainConfig { watchdog }, pool: PoolOptions::default() };
+        let engine = Engine::new(config, Arc::new(PlainWorkers))?;
+        engine.start(n_workers)?;
+        Ok(Runtime { handle: Handle { engine: Arc::new(engine) }, _home: PhantomData })
     }
 }
 
@@ -386,49 +240,43 @@ impl std::ops::Deref for Runtime {
 
 /// # Why no behavior is dispatched through freed memory
 ///
-/// A behavior keeps a raw pointer to its dispatcher, the runtime's
-/// `Shared` (the pool, the main queue, the count of behaviors in flight),
-/// and is dispatched through it by whichever thread completes its
-/// acquisition: the scheduler, a releasing behavior, or the drop of a
-/// `try_with` hold on any thread. So `Shared` must outlive every behavior
-/// that is linked in any cown queue. It does, because:
+/// A behavior keeps a raw pointer to its dispatcher and is dispatched
+/// through it by whichever thread completes its acquisition: the scheduler,
+/// a releasing behavior, or the drop of a `try_with` hold on any thread. So
+/// the dispatcher must outlive every behavior that is linked in any cown
+/// queue. It does, because the behavior owns it:
 ///
-/// 1. *Counted.* Every behavior dispatched through `Shared` is counted in
-///    (`Shared::enter`, a `try_increment` of the terminator) before
-///    `schedule` links it anywhere, and counted out (`Inner::finished`)
-///    only after it has released all its cowns, which is the last time the
-///    protocol touches it. While a behavior is linked in a queue, waiting,
-///    ready or running, the count is not zero.
-/// 2. *Closed, then zero.* `Shared` is owned by `Arc`s: the `Runtime`'s and
-///    its `Handle`s'. The `Runtime`'s is dropped only after this `drop`
-///    closed the terminator (`try_increment` refuses from then on, so the
-///    count only goes down) and then either saw the count at zero (the
-///    wait below), or stored a clone of the `Arc` in `Inner::orphan`, which
-///    is taken and dropped only once the count is seen at zero (by the
-///    finish that brings it there, or by a refused `enter` whose undo did).
-///    Until then that clone keeps `Shared` alive whatever the handles do.
-/// 3. *Nothing after zero.* Once the terminator is closed and the count
-///    zero, no behavior is linked anywhere and none can be scheduled, so
-///    nothing will be dispatched through `Shared` again: dropping the last
-///    `Arc` is then sound, on any thread.
+/// 1. *The dispatcher is an epoch*, the engine's pool of workers with its
+///    count (`engine::Epoch`), owned by `Arc`s: the engine's own, and one
+///    inside every behavior counted in on it.
+/// 2. *Every behavior carries its ticket.* `Engine::count_in` gives a
+///    ticket (an `Arc` of the live epoch) before `schedule` links the
+///    behavior anywhere, and `Engine::schedule` moves it into the
+///    behavior's payload, dispatching through that very epoch. The payload
+///    lets go of it in `Payload::released`, the last time the protocol
+///    touches the behavior; until then the behavior is linked, waiting,
+///    ready or running, and its epoch cannot be freed.
+/// 3. *Nothing else dispatches.* A behavior is dispatched once, before its
+///    release; the epoch's main queue and pool live inside the epoch.
 ///
-/// A `Runtime` is `!Send` and a behavior body is `Send`, so the drop runs on
-/// the home thread, but it may run inside one of the runtime's own main-side
-/// behaviors (a `PinnedCown` may own the runtime), where waiting would never
-/// finish; or inside a `try_with` hold, which waiting could block forever.
-/// Those are the drops that take the second branch of step 2. Leaking the
-/// runtime (`mem::forget`) leaks `Shared`, which is sound too.
+/// So dropping the `Runtime`, the engine or every handle is sound at any
+/// time, on any thread, even while behaviors are linked: they keep what
+/// they will be dispatched through. This drop refuses new work (the engine
+/// is shut down) and waits; where it cannot wait (inside one of its own
+/// behaviors, or inside a `try_with` hold) it returns at once, and the
+/// behaviors in flight finish later, keeping their epoch alive until the
+/// last one is counted out. Leaking the runtime (`mem::forget`) leaks the
+/// engine, which is sound too.
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let shared = &self.handle.shared;
-        shared.inner.terminator.close();
-        match self.handle.wait(None) {
-            Ok(()) => shared.stop(),
-            // Inside one of its own behaviors, or holding a cown: the
-            // behaviors in flight finish later, and the last of them lets
-            // go of the shared state.
-            Err(_) => shared.orphan(),
+        let engine = &self.handle.engine;
+        engine.shut_down();
+        if self.handle.wait(None).is_ok() {
+            engine.stop();
         }
+        // Else inside one of its own behaviors, or holding a cown: the
+        // behaviors in flight finish later; the last count-out lets go of
+        // the waker and the watchdog's sink.
     }
 }
 
@@ -460,7 +308,7 @@ impl std::fmt::Debug for Runtime {
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) engine: Arc<FacadeEngine>,
 }
 
 impl Handle {
@@ -570,23 +418,17 @@ impl Handle {
         F: for<'a> FnOnce(<C::Owned as Acquired>::Refs<'a>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let shared = &*self.shared;
-        cowns.check(shared.home_id())?;
-        shared.enter()?;
+        let engine = &*self.engine;
+        cowns.check(HomeId(engine.id()))?;
+        let ticket = engine.count_in()?;
         let flags = if cowns.is_pinned() { PINNED } else { 0 };
         let payload =
             Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun), label };
         // SAFETY: the payload owns a handle to every cown until it is
-        // released, so they outlive the behavior; `shared` outlives the
-        // behavior because it was counted in just above and is counted out
-        // only after its release, and `Shared` is not freed while the count
-        // can be non-zero (the argument on `Runtime`'s `Drop`).
-        let watch = unsafe {
-            match cowns.single() {
-                Some(header) => boc_core::schedule_one_watched(header, payload, flags, shared),
-                None => boc_core::schedule_watched(cowns.headers(), payload, flags, shared),
-            }
-        };
+        // released, so they outlive the behavior; the engine's dispatcher is
+        // kept alive by the behavior's own ticket (the argument on
+        // `Runtime`'s `Drop`).
+        let watch = unsafe { engine.schedule_watched(ticket, cowns.single(), cowns.headers(), payload, flags) };
         // SAFETY: `locate_outcome` is instantiated with the payload's type.
         Ok(unsafe { Pending::new(watch, locate_outcome::<C::Owned, F, R>) })
     }
@@ -638,28 +480,28 @@ impl Handle {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        let inner = &*self.shared.inner;
-        if self.shared.pool.is_worker_thread() {
+        let engine = &*self.engine;
+        if engine.is_worker_thread() {
             return Err(Error::WaitInsideBehavior);
         }
         if crate::cown::holds_a_cown() {
             return Err(Error::WaitWhileHolding);
         }
-        let end = if inner.main.is_home_thread() {
+        let end = if engine.main().is_home_thread() {
             let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-            inner.main.wait_until(&mut Quiesce(inner), deadline).map_err(|error| match error {
+            engine.main().wait_until(&mut Quiesce(engine), deadline).map_err(|error| match error {
                 // Inside a main-side behavior, which pump is running.
                 Error::Pin(boc_pin::Error::Reentrant { .. }) => Error::WaitInsideBehavior,
                 other => other,
             })?
-        } else if inner.terminator.wait_idle(timeout) {
+        } else if engine.wait_idle(timeout) {
             WaitEnd::Done
         } else {
             WaitEnd::TimedOut
         };
         match end {
             WaitEnd::Done => Ok(()),
-            WaitEnd::TimedOut => Err(Error::Timeout(timeout.unwrap_or_default(), inner.terminator.count())),
+            WaitEnd::TimedOut => Err(Error::Timeout(timeout.unwrap_or_default(), engine.n_in_flight())),
         }
     }
 
@@ -699,13 +541,12 @@ impl Handle {
     /// [`Error::Pin`] when called off the home thread or from inside a
     /// main-side behavior (pump is not re-entrant).
     pub fn pump(&self, budget: Budget) -> Result<PumpReport, Error> {
-        let inner = &*self.shared.inner;
-        inner.main.pump(inner, budget).map_err(pump_error)
+        self.engine.pump(&MainSide, budget).map_err(pump_error)
     }
 
     /// Main-side behaviors ready and waiting for the home thread.
     pub fn n_main_pending(&self) -> usize {
-        self.shared.inner.main.len()
+        self.engine.main().len()
     }
 
     /// Sets a callback called (from any thread) when main-side work arrives
@@ -718,7 +559,7 @@ impl Handle {
     /// The runtime's drop removes the callback (and the watchdog's sink),
     /// so one may capture a [`Handle`] without keeping the runtime alive.
     pub fn set_pump_waker(&self, callback: Option<Box<dyn Fn() + Send + Sync>>) {
-        self.shared.inner.main.set_waker(callback);
+        self.engine.main().set_waker(callback);
     }
 
     /// A file descriptor that is readable while main-side work waits, for
@@ -730,7 +571,7 @@ impl Handle {
     /// [`Error::Pin`] if the descriptor cannot be created.
     #[cfg(unix)]
     pub fn pump_fd(&self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        Ok(self.shared.inner.main.waker_fd()?)
+        Ok(self.engine.main().waker_fd()?)
     }
 
     /// Reconfigures the starvation watchdog, or turns it off with `None`.
@@ -739,17 +580,17 @@ impl Handle {
     ///
     /// [`Error::Pin`] if its thread cannot be started.
     pub fn set_watchdog(&self, config: Option<WatchdogConfig>) -> Result<(), Error> {
-        Ok(self.shared.inner.main.set_watchdog(config)?)
+        Ok(self.engine.main().set_watchdog(config)?)
     }
 
     /// The number of worker threads.
     pub fn n_workers(&self) -> usize {
-        self.shared.n_workers
+        self.engine.current().map_or(0, |epoch| epoch.n_workers())
     }
 
     /// Behaviors scheduled but not yet finished (a snapshot).
     pub fn n_in_flight(&self) -> usize {
-        self.shared.inner.terminator.count()
+        self.engine.n_in_flight()
     }
 
     /// Diagnostic: how many times the home thread woke from a blocking
@@ -757,31 +598,31 @@ impl Handle {
     /// quiescence, or at a timeout). An idle wait costs no wakeups: it
     /// blocks, it does not poll.
     pub fn n_home_wakeups(&self) -> usize {
-        self.shared.inner.main.n_wait_wakeups()
+        self.engine.main().n_wait_wakeups()
     }
 
     /// True on the runtime's home thread.
     pub fn is_home_thread(&self) -> bool {
-        self.shared.inner.main.is_home_thread()
+        self.engine.main().is_home_thread()
     }
 }
 
 /// `quiesce` on the home thread: boc-pin's wait loop, pumping this
 /// runtime's main-side work until nothing is in flight. Woken by main-side
-/// work, or by the count-out that reaches zero (`Inner::finished`).
-struct Quiesce<'a>(&'a Inner);
+/// work, or by the count-out that reaches zero.
+struct Quiesce<'a>(&'a FacadeEngine);
 
 impl HomeWait<Ready> for Quiesce<'_> {
     type Error = Error;
 
-    fn pump(&mut self, queue: &MainQueue<Ready>) -> Result<(), Error> {
+    fn pump(&mut self, _queue: &MainQueue<Ready>) -> Result<(), Error> {
         // `wait_until` checked it is not inside a pump: refusals are the
         // loop's to report.
-        queue.pump(self.0, Budget::unbounded()).map(drop).map_err(pump_error)
+        self.0.pump(&MainSide, Budget::unbounded()).map(drop).map_err(pump_error)
     }
 
     fn is_done(&mut self) -> Result<bool, Error> {
-        Ok(self.0.terminator.count() == 0)
+        Ok(self.0.n_in_flight() == 0)
     }
 }
 

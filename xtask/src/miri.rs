@@ -34,7 +34,7 @@ const CORE_MIRIFLAGS: &str = "-Zmiri-strict-provenance";
 const FACADE_MIRIFLAGS: &str = "-Zmiri-tree-borrows -Zmiri-ignore-leaks -Zmiri-disable-isolation";
 
 /// The facade's integration tests sized for miri.
-const FACADE_TESTS: [&str; 2] = ["runtime_drop", "small_programs"];
+const FACADE_TESTS: [&str; 3] = ["engine", "runtime_drop", "small_programs"];
 
 /// The rustup command that installs miri.
 const INSTALL_ARGS: [&str; 6] = ["component", "add", "--toolchain", "nightly", "miri", "rust-src"];

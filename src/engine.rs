@@ -1,0 +1,589 @@
+//! The engine: the one place where the lower crates are assembled into a
+//! runtime. [`Runtime`](crate::Runtime) and [`Handle`](crate::Handle) are a
+//! typed layer over it; a binding to another language uses it directly (its
+//! payloads, its worker hooks, its home thread).
+//!
+//! * **Routing**: a ready behavior whose flags have [`PINNED`], or any
+//!   behavior when the epoch has no workers, goes to the home thread's
+//!   [`MainQueue`]; the rest to the epoch's worker pool
+//!   ([`Affinity::classify`]).
+//! * **Counting in and out**: [`Engine::count_in`] counts a behavior in on
+//!   the live epoch and returns its [`Ticket`]; [`Engine::schedule`] puts
+//!   the ticket inside the behavior, which counts it out once it is done:
+//!   after its release and, when it ran, after its `Watch` saw it done (so a
+//!   result is readable as soon as a wait sees quiescence). The count-out
+//!   that reaches zero wakes the home thread (`MainQueue::count_out`).
+//! * **Epochs**: a pool of workers with its count. [`Engine::start`] starts
+//!   one; a behavior is dispatched through the epoch it was counted in on,
+//!   and its ticket keeps that epoch alive, so no behavior is ever
+//!   dispatched through freed memory, whatever happens to the engine.
+//! * **Pinned drops at home**: [`Engine::send_home`] runs a payload on the
+//!   home thread as a counted, signalled main-side behavior with no cowns.
+//!
+//! # Counting out after the release
+//!
+//! A behavior's ticket leaves its payload in [`Payload::released`], which
+//! runs inside the release, before the behavior's `Watch` (if any) sees it
+//! done. Counted out there, a wait could see quiescence while a result is
+//! not yet readable. So the runners the engine gives the pool and the pump
+//! run each behavior inside a *count-out scope* ([`deferring_count_out`]):
+//! a ticket released inside one is counted out when the outermost scope on
+//! that thread ends, after `Ready::run` has returned. A behavior dropped
+//! unrun outside any scope (a queue cleared at shutdown) is counted out at
+//! once. A host that drops behaviors itself (discarding queued work) wraps
+//! that in a scope too, if what the drops leave must be dealt with before
+//! the count goes down.
+
+use crate::Error;
+use crate::primitive::{AtomicBool, Ordering, Unpoisoned};
+use crate::unwind;
+use boc_core::Dispatch;
+use boc_pin::{Affinity, Budget, PumpReport};
+use boc_sched::{Pool, Terminator};
+
+// What a client of the engine names: the protocol's payloads and behaviors,
+// the main queue and its runner, the pool's options and worker hooks.
+pub use boc_core::{CownHeader, Payload, Ready, Watch};
+pub use boc_pin::{HomeWait, MainConfig, MainQueue, MainRunner, Outcome, PumpError, WaitEnd, WaitOutcome};
+pub use boc_sched::{PoolOptions, Runner};
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The `flags` bit of a behavior whose request set holds a pinned cown: it
+/// runs on the home thread.
+pub const PINNED: u32 = 1;
+
+/// Which thread is the engine's home (the only one that runs main-side
+/// behaviors).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Home {
+    /// The thread that creates the engine.
+    Current,
+    /// Whichever thread `is_home` accepts, called `name` in errors
+    /// (`MainQueue::with_home_check`): for a host whose home thread is
+    /// defined by the host, such as an interpreter's main thread.
+    Check {
+        /// Cheap, non-blocking, true on exactly one thread at a time.
+        is_home: fn() -> bool,
+        /// What errors call the home thread.
+        name: &'static str,
+    },
+}
+
+/// How an [`Engine`] is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The home thread.
+    pub home: Home,
+    /// The main queue's configuration (its watchdog).
+    pub main: MainConfig,
+    /// How epochs' worker threads are made.
+    pub pool: PoolOptions,
+}
+
+/// What the epochs and the tickets share with the engine: the main queue,
+/// and whether the engine was shut down.
+struct HomeSide {
+    main: MainQueue<Ready>,
+    /// Set once by [`Engine::shut_down`] (SeqCst, as the terminator close
+    /// that follows it); read by the count-out that reaches zero on a
+    /// closed epoch, which then lets go of the host's callbacks.
+    shut_down: AtomicBool,
+    /// The callbacks were let go of (once).
+    released_callbacks: AtomicBool,
+}
+
+impl HomeSide {
+    /// Drops the waker and the watchdog's sink, once: host callbacks that
+    /// may own a handle to the engine, a cycle through the main queue
+    /// otherwise. A panic in their `Drop` is caught and reported.
+    fn release_callbacks(&self) {
+        if self.released_callbacks.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        unwind::catch_reporting("the drop of the pump waker", || self.main.set_waker(None));
+        unwind::catch_reporting("the drop of the watchdog's sink", || {
+            // Turning the watchdog off never starts its thread: no error.
+            let _ = self.main.set_watchdog(None);
+        });
+    }
+}
+
+/// One pool of workers and the count of the behaviors counted in on it:
+/// the dispatcher of those behaviors, kept alive by their tickets.
+pub struct Epoch<W: Runner<Ready>> {
+    terminator: Terminator,
+    pool: Pool<Ready, EpochWorkers<W>>,
+    n_workers: usize,
+    home: Arc<HomeSide>,
+}
+
+impl<W: Runner<Ready>> Epoch<W> {
+    /// Whether a behavior runs on the home thread in this epoch: pinned,
+    /// or no workers to run it.
+    pub fn runs_at_home(&self, pinned: bool) -> bool {
+        Affinity::classify([pinned], self.n_workers) == Affinity::Main
+    }
+
+    /// The epoch's worker count.
+    pub fn n_workers(&self) -> usize {
+        self.n_workers
+    }
+
+    /// Behaviors counted in and not finished (a snapshot).
+    pub fn n_in_flight(&self) -> usize {
+        self.terminator.count()
+    }
+
+    /// Whether the epoch refuses new behaviors (shut down or retired).
+    pub fn is_closed(&self) -> bool {
+        self.terminator.is_closed()
+    }
+}
+
+/// Counting out, without the epoch's worker type.
+trait CountOut: Send + Sync {
+    fn count_out(&self);
+}
+
+impl<W: Runner<Ready>> CountOut for Epoch<W> {
+    fn count_out(&self) {
+        let main = &self.home.main;
+        if main.count_out(|| self.terminator.decrement()) && self.terminator.is_closed() {
+            after_last_count_out(&self.home);
+        }
+    }
+}
+
+/// After the count of a closed epoch was seen at zero: once the engine is
+/// shut down, no behavior of it remains anywhere, and the host's callbacks
+/// can go.
+fn after_last_count_out(home: &HomeSide) {
+    if home.shut_down.load(Ordering::SeqCst) {
+        home.release_callbacks();
+    }
+}
+
+impl<W: Runner<Ready>> Dispatch for Epoch<W> {
+    fn dispatch(&self, behavior: Ready) {
+        if self.runs_at_home(behavior.flags() & PINNED != 0) {
+            self.home.main.push_labeled(behavior, Ready::label);
+        } else {
+            self.pool.spawn(behavior);
+        }
+    }
+}
+
+/// The host's worker hooks, with each behavior run in a count-out scope.
+struct EpochWorkers<W>(Arc<W>);
+
+impl<W: Runner<Ready>> Runner<Ready> for EpochWorkers<W> {
+    fn run(&self, behavior: Ready) {
+        deferring_count_out(|| self.0.run(behavior));
+    }
+
+    fn worker_thread(&self, work: &mut dyn FnMut()) {
+        self.0.worker_thread(work);
+    }
+
+    fn park(&self, park: &mut dyn FnMut()) {
+        self.0.park(park);
+    }
+}
+
+/// A behavior counted in on an epoch. Dropped, it counts the behavior out
+/// (the drop that takes the count to zero wakes the home thread);
+/// [`Engine::schedule`] moves it into the behavior, which drops it once it
+/// is done.
+#[must_use = "a ticket counts a behavior in; dropping it counts it out"]
+pub struct Ticket<W: Runner<Ready>> {
+    /// `None` once moved into a behavior.
+    epoch: Option<Arc<Epoch<W>>>,
+}
+
+impl<W: Runner<Ready>> Ticket<W> {
+    /// The epoch the behavior is counted in on.
+    pub fn epoch(&self) -> &Epoch<W> {
+        self.epoch.as_deref().expect("a ticket has its epoch until it is moved")
+    }
+
+    fn into_inner(mut self) -> Arc<Epoch<W>> {
+        self.epoch.take().expect("a ticket has its epoch until it is moved")
+    }
+}
+
+impl<W: Runner<Ready>> Drop for Ticket<W> {
+    fn drop(&mut self) {
+        if let Some(epoch) = self.epoch.take() {
+            epoch.count_out();
+        }
+    }
+}
+
+impl<W: Runner<Ready>> std::fmt::Debug for Ticket<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").finish_non_exhaustive()
+    }
+}
+
+/// A ticket inside a behavior, without its worker type: counts out on drop.
+struct Counting(Arc<dyn CountOut>);
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        self.0.count_out();
+    }
+}
+
+thread_local! {
+    /// Tickets released inside this thread's count-out scopes, counted out
+    /// when the outermost one ends. Only this thread touches them.
+    static DEFERRED: RefCell<Vec<Counting>> = const { RefCell::new(Vec::new()) };
+    /// Count-out scopes open on this thread.
+    static SCOPES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `f`, in which behaviors are run or dropped, and counts out the ones
+/// it released once the outermost such scope on this thread ends (see the
+/// [module docs](self)). The engine's own runners use it; a host wraps
+/// discards of queued behaviors in it when what those drops leave must be
+/// dealt with before the count goes down.
+pub fn deferring_count_out<R>(f: impl FnOnce() -> R) -> R {
+    struct Scope;
+
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            let n_scopes = SCOPES.with(|scopes| {
+                scopes.set(scopes.get() - 1);
+                scopes.get()
+            });
+            if n_scopes == 0 {
+                // One at a time: a count-out may wake another thread, never
+                // run code on this one, but keep the borrow short anyway.
+                while let Some(ticket) = DEFERRED.with_borrow_mut(Vec::pop) {
+                    drop(ticket);
+                }
+            }
+        }
+    }
+
+    SCOPES.with(|scopes| scopes.set(scopes.get() + 1));
+    let _scope = Scope;
+    f()
+}
+
+/// Counts `ticket` out now, or when this thread's count-out scope ends.
+fn count_out_after_scope(ticket: Counting) {
+    if SCOPES.with(Cell::get) > 0 {
+        DEFERRED.with_borrow_mut(|deferred| deferred.push(ticket));
+    } else {
+        drop(ticket);
+    }
+}
+
+/// The payload of every behavior scheduled through the engine: the host's
+/// payload and the behavior's ticket.
+pub struct Counted<P> {
+    payload: P,
+    ticket: Option<Counting>,
+}
+
+impl<P> Counted<P> {
+    /// The host's payload (for example, read through a `Watch` once the
+    /// behavior is done).
+    pub fn payload(&self) -> &P {
+        &self.payload
+    }
+}
+
+impl<P: Payload> Payload for Counted<P> {
+    fn run(&mut self) {
+        self.payload.run();
+    }
+
+    fn released(&mut self) {
+        self.payload.released();
+        if let Some(ticket) = self.ticket.take() {
+            count_out_after_scope(ticket);
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.payload.failed()
+    }
+
+    fn label(&self) -> Option<std::sync::Arc<str>> {
+        self.payload.label()
+    }
+}
+
+/// The host's main-side runner, with each behavior run in a count-out scope.
+struct Scoped<'a, R>(&'a R);
+
+impl<R: MainRunner<Ready>> MainRunner<Ready> for Scoped<'_, R> {
+    fn run(&self, behavior: Ready) -> Outcome {
+        deferring_count_out(|| self.0.run(behavior))
+    }
+}
+
+/// The engine: a main queue for its home thread, and epochs of workers.
+/// See the [module docs](self).
+pub struct Engine<W: Runner<Ready>> {
+    home: Arc<HomeSide>,
+    /// The live epoch, if any (one started and not retired).
+    current: RwLock<Option<Arc<Epoch<W>>>>,
+    workers: Arc<W>,
+    pool: PoolOptions,
+}
+
+impl<W: Runner<Ready>> Engine<W> {
+    /// Creates the main queue (and its watchdog thread, if configured);
+    /// starts no workers ([`start`](Self::start) does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pin`] if the watchdog thread cannot be started.
+    pub fn new(config: Config, workers: Arc<W>) -> Result<Self, Error> {
+        let main = match config.home {
+            Home::Current => MainQueue::new(config.main)?,
+            Home::Check { is_home, name } => MainQueue::with_home_check(config.main, is_home, name)?,
+        };
+        let home =
+            Arc::new(HomeSide { main, shut_down: AtomicBool::new(false), released_callbacks: AtomicBool::new(false) });
+        Ok(Self { home, current: RwLock::new(None), workers, pool: config.pool })
+    }
+
+    /// The main queue: pump, wait, waker, descriptor and watchdog.
+    pub fn main(&self) -> &MainQueue<Ready> {
+        &self.home.main
+    }
+
+    /// The live epoch, if any.
+    pub fn current(&self) -> Option<Arc<Epoch<W>>> {
+        self.current.read().unpoisoned().clone()
+    }
+
+    /// Starts an epoch of `n_workers` workers unless one is live: a live one
+    /// with as many workers is kept; one with another count is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyRunning`] if a live epoch has another worker count;
+    /// [`Error::ShutDown`] once the engine is shut down; [`Error::Pool`] if
+    /// the threads cannot be started.
+    pub fn start(&self, n_workers: usize) -> Result<Arc<Epoch<W>>, Error> {
+        if let Some(live) = self.live(n_workers)? {
+            return Ok(live);
+        }
+        // Outside the lock: starting threads takes a while, and the host's
+        // worker hooks may need what the caller holds.
+        let pool = Pool::with_options(n_workers, Arc::new(EpochWorkers(Arc::clone(&self.workers))), self.pool)?;
+        let fresh = Arc::new(Epoch { terminator: Terminator::new(), pool, n_workers, home: Arc::clone(&self.home) });
+        let mut current = self.current.write().unpoisoned();
+        if let Some(live) = current.as_ref().filter(|epoch| !epoch.is_closed()) {
+            // Another thread started one meanwhile: `fresh` stops (dropped
+            // below, outside the lock, which joins its idle workers).
+            let live = Arc::clone(live);
+            drop(current);
+            drop(fresh);
+            return Self::same_count(live, n_workers);
+        }
+        if self.home.shut_down.load(Ordering::SeqCst) {
+            return Err(Error::ShutDown);
+        }
+        *current = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    /// The live epoch if it has `n_workers`; `None` if none is live.
+    fn live(&self, n_workers: usize) -> Result<Option<Arc<Epoch<W>>>, Error> {
+        if self.home.shut_down.load(Ordering::SeqCst) {
+            return Err(Error::ShutDown);
+        }
+        match self.current().filter(|epoch| !epoch.is_closed()) {
+            Some(live) => Self::same_count(live, n_workers).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn same_count(live: Arc<Epoch<W>>, n_workers: usize) -> Result<Arc<Epoch<W>>, Error> {
+        if live.n_workers == n_workers {
+            Ok(live)
+        } else {
+            Err(Error::AlreadyRunning { live: live.n_workers, asked: n_workers })
+        }
+    }
+
+    /// Counts a behavior in on the live epoch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutDown`] when no epoch is live (none started, retired, or
+    /// the engine shut down).
+    pub fn count_in(&self) -> Result<Ticket<W>, Error> {
+        let epoch = self.current().ok_or(Error::ShutDown)?;
+        if epoch.terminator.try_increment() {
+            return Ok(Ticket { epoch: Some(epoch) });
+        }
+        // Refused: the terminator undid the `+1` with a plain decrement,
+        // which may have been the one to bring the count to zero after the
+        // last behavior's count-out saw it above zero. Then nobody else
+        // wakes a home thread waiting for zero or lets go of the callbacks:
+        // do it here. (Of refused increments racing each other, the last to
+        // decrement sees zero here; a spurious wake is harmless.) The undo
+        // is this behavior's count-out.
+        if epoch.home.main.count_out(|| epoch.terminator.count() == 0) {
+            after_last_count_out(&epoch.home);
+        }
+        Err(Error::ShutDown)
+    }
+
+    /// Schedules `payload` to run once it holds every cown in `cowns`
+    /// (duplicates allowed), counted by `ticket`: on the home thread if
+    /// `flags` has [`PINNED`] or the epoch has no workers, else on a worker.
+    ///
+    /// # Safety
+    ///
+    /// Every cown in `cowns` must outlive the behavior: the payload must
+    /// own a handle to each until [`Payload::released`] (`boc_core::schedule`'s
+    /// contract). The dispatcher is the ticket's epoch, which the behavior
+    /// keeps alive itself.
+    pub unsafe fn schedule<'c, P: Payload>(
+        &self,
+        ticket: Ticket<W>,
+        cowns: impl ExactSizeIterator<Item = &'c CownHeader>,
+        payload: P,
+        flags: u32,
+    ) {
+        let epoch = ticket.into_inner();
+        let counted = Counted { payload, ticket: Some(Counting(Arc::clone(&epoch) as Arc<dyn CountOut>)) };
+        // SAFETY: the cowns are the caller's contract; the dispatcher is
+        // `epoch`, alive for this call (a local `Arc`) and afterwards for as
+        // long as the behavior is linked anywhere (its ticket, inside the
+        // payload, is dropped only after its release).
+        unsafe { boc_core::schedule(cowns, counted, flags, &*epoch) };
+    }
+
+    /// [`schedule`](Self::schedule), returning a [`Watch`] on the behavior,
+    /// whose payload is a [`Counted<P>`]; with `single`, the request set is
+    /// that one cown (the fast path) and `cowns` is ignored.
+    ///
+    /// # Safety
+    ///
+    /// As for [`schedule`](Self::schedule).
+    pub unsafe fn schedule_watched<'c, P: Payload>(
+        &self,
+        ticket: Ticket<W>,
+        single: Option<&CownHeader>,
+        cowns: impl ExactSizeIterator<Item = &'c CownHeader>,
+        payload: P,
+        flags: u32,
+    ) -> Watch {
+        let epoch = ticket.into_inner();
+        let counted = Counted { payload, ticket: Some(Counting(Arc::clone(&epoch) as Arc<dyn CountOut>)) };
+        // SAFETY: as in `schedule`.
+        unsafe {
+            match single {
+                Some(header) => boc_core::schedule_one_watched(header, counted, flags, &*epoch),
+                None => boc_core::schedule_watched(cowns, counted, flags, &*epoch),
+            }
+        }
+    }
+
+    /// Runs `payload` on the home thread as a main-side behavior with no
+    /// cowns, counted in on the live epoch (so waits wait for it) and
+    /// signalled like any main-side work (the waker, the descriptor): a
+    /// pinned value whose last handle died elsewhere goes home this way.
+    /// Gives the payload back when no epoch is live.
+    ///
+    /// # Errors
+    ///
+    /// The payload itself, when nothing can be counted in.
+    pub fn send_home<P: Payload>(&self, payload: P) -> Result<(), P> {
+        let Ok(ticket) = self.count_in() else { return Err(payload) };
+        // SAFETY: an empty request set.
+        unsafe { self.schedule(ticket, std::iter::empty(), payload, PINNED) };
+        Ok(())
+    }
+
+    /// Runs ready main-side behaviors on the home thread with `runner`,
+    /// within `budget` (`MainQueue::pump`), each counted out once done.
+    ///
+    /// # Errors
+    ///
+    /// As `MainQueue::pump`: refused off the home thread or inside a pump;
+    /// stopped by a runner's `Outcome::Stop`.
+    pub fn pump<R: MainRunner<Ready>>(&self, runner: &R, budget: Budget) -> Result<PumpReport, PumpError> {
+        self.home.main.pump(&Scoped(runner), budget)
+    }
+
+    /// Behaviors counted in on the live epoch and not finished.
+    pub fn n_in_flight(&self) -> usize {
+        self.current().map_or(0, |epoch| epoch.n_in_flight())
+    }
+
+    /// Whether the calling thread is a worker of the live epoch.
+    pub fn is_worker_thread(&self) -> bool {
+        self.current().is_some_and(|epoch| epoch.pool.is_worker_thread())
+    }
+
+    /// Waits off the home thread until the live epoch's count is zero, or
+    /// `timeout` passes (`None`: no timeout); true if it reached zero.
+    pub fn wait_idle(&self, timeout: Option<Duration>) -> bool {
+        self.current().is_none_or(|epoch| epoch.terminator.wait_idle(timeout))
+    }
+
+    /// Refuses every later [`count_in`](Self::count_in) and
+    /// [`start`](Self::start). Behaviors in flight go on: each keeps its
+    /// epoch alive, and the count-out that takes a shut-down engine's count
+    /// to zero lets go of the host's callbacks (which may own a handle to
+    /// the engine).
+    pub fn shut_down(&self) {
+        self.home.shut_down.store(true, Ordering::SeqCst);
+        let Some(epoch) = self.current() else {
+            self.home.release_callbacks();
+            return;
+        };
+        epoch.terminator.close();
+        // Nothing in flight: no count-out will come.
+        if epoch.home.main.count_out(|| epoch.terminator.count() == 0) {
+            after_last_count_out(&self.home);
+        }
+    }
+
+    /// After [`shut_down`](Self::shut_down) and a wait that saw nothing in
+    /// flight: joins the live epoch's workers (on a worker it only signals
+    /// them), drops the main queue's leftovers on this thread, and lets go
+    /// of the host's callbacks.
+    pub fn stop(&self) {
+        if let Some(epoch) = self.current() {
+            epoch.pool.shutdown();
+        }
+        self.home.main.clear();
+        self.home.release_callbacks();
+    }
+
+    /// An identity for the engine, for checking that a pinned cown is
+    /// scheduled on the engine whose home thread owns it.
+    pub fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+}
+
+impl<W: Runner<Ready>> std::fmt::Debug for Engine<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("n_in_flight", &self.n_in_flight()).finish_non_exhaustive()
+    }
+}
+
+/// The facade's workers: plain threads that run each behavior.
+#[derive(Debug, Default)]
+pub struct PlainWorkers;
+
+impl Runner<Ready> for PlainWorkers {
+    fn run(&self, behavior: Ready) {
+        behavior.run();
+    }
+}
