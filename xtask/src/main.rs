@@ -39,8 +39,10 @@ commands:
                                   own venv: .venv, .venv-3.12, ..., .venv-asan)
   fuzz [--examples N] [-- ARGS]   the model-based test (crates/boc-py/tests/test_model.py)
                                   with N Hypothesis examples (default 10000) on each
-                                  interpreter, no practical timeout; prints per interpreter
-                                  how many examples ran and how long it took; ARGS go to pytest
+                                  interpreter, in pytest runs of at most 250 examples with
+                                  seeds time+0, time+1, ... (the command lines show them), no
+                                  practical timeout; prints per interpreter how many examples
+                                  ran and how long it took; ARGS go to pytest
   soak [--runs N] [-- ARGS]       the racy subprocess tests (test_exit.py, test_regressions.py)
                                   with each case repeated N times (default 20; 2 in test) on
                                   each interpreter, timeouts scaled to match; ARGS go to pytest

@@ -5,7 +5,7 @@
 //! | run    | test files (`crates/boc-py/tests/`)      | set for the tests               | per-test timeout                       |
 //! |--------|------------------------------------------|---------------------------------|----------------------------------------|
 //! | `test` | every `test_*.py`                        | nothing: the tests' defaults    | 120 s (300 s on `asan`)                |
-//! | `fuzz` | `test_model.py`                          | `BOC_MODEL_EXAMPLES=N` (10000)  | 2 s per example, at least an hour      |
+//! | `fuzz` | `test_model.py`, in rounds of ≤ 250      | `BOC_MODEL_EXAMPLES=N` (10000)  | 2 s per example, at least an hour      |
 //! | `soak` | `test_exit.py`, `test_regressions.py`    | `BOC_REPEAT=N` (20)             | the `test` one × N/2                   |
 //!
 //! The tests' defaults are what CI runs: about 200 examples of the model and 2
@@ -36,6 +36,15 @@ const MODEL_TEST: &str = "test_model.py";
 
 /// The environment variable `test_model.py` reads its `max_examples` from.
 const EXAMPLES_VAR: &str = "BOC_MODEL_EXAMPLES";
+
+/// The most examples one pytest process of `cargo xtask fuzz` runs. Hypothesis keeps
+/// records of every example it ran, so a process's heap grows with each one, and on
+/// the free-threaded build every full collection walks the whole heap, `gc.freeze()`d
+/// objects included: the model collects several times per example, so one 10,000-example
+/// process slowed down as it went (0.1 s per example at first, 0.34 s by the 400th, and
+/// still unfinished after 2 hours), where rounds of this size keep each example's cost
+/// near the first ones'.
+const FUZZ_ROUND_EXAMPLES: u32 = 250;
 
 /// The fuzz run's per-test timeout, per example: far above what an example takes (CI
 /// runs about 200 in under a minute), so only a hang reaches it, and then pytest-timeout
@@ -110,7 +119,10 @@ pub(crate) fn run_without_reference_pool(root: &Path) -> Result {
 }
 
 /// `cargo xtask fuzz`: the model-based test with `examples` examples on every selected
-/// interpreter; `pytest_args` go to pytest.
+/// interpreter, in rounds of at most [`FUZZ_ROUND_EXAMPLES`] (see there why), each its
+/// own pytest with its own Hypothesis seed; `pytest_args` go to pytest. An
+/// interpreter's run stops at its first failing round (Hypothesis has shrunk the
+/// failure by then, and the seed in the printed command line replays it).
 pub(crate) fn fuzz(root: &Path, examples: u32, pytest_args: &[String]) -> Result {
     let model = tests_dir().join(MODEL_TEST);
     if !root.join(&model).is_file() {
@@ -120,18 +132,52 @@ pub(crate) fn fuzz(root: &Path, examples: u32, pytest_args: &[String]) -> Result
             model.display()
         ));
     }
-    let timeout_seconds = examples.saturating_mul(FUZZ_SECONDS_PER_EXAMPLE).max(FUZZ_MIN_TIMEOUT_SECONDS);
-    let mut args = vec!["--hypothesis-show-statistics".to_owned()];
-    args.extend_from_slice(pytest_args);
-    let task = format!("fuzz ({EXAMPLES_VAR}={examples})");
+    let task = format!("fuzz ({examples} examples)");
     let targets = [model];
+    let base_seed = fuzz_base_seed();
     on_each_interpreter(root, &task, |interpreter, venv| {
-        let examples = examples.to_string();
-        let run = pytest(interpreter, venv, &targets, timeout_seconds, &[(EXAMPLES_VAR, &examples)], &args)?;
-        let statistics = hypothesis_statistics(&run.output)
-            .unwrap_or_else(|| "no Hypothesis statistics in pytest's output".to_owned());
-        Ok(format!("{}; {statistics}", run.closing_line))
+        let mut output = String::new();
+        let mut closing_lines = Vec::new();
+        for (round, round_examples) in fuzz_rounds(examples).into_iter().enumerate() {
+            let seed = base_seed.wrapping_add(u64::try_from(round).unwrap_or(u64::MAX));
+            let timeout_seconds = round_examples.saturating_mul(FUZZ_SECONDS_PER_EXAMPLE).max(FUZZ_MIN_TIMEOUT_SECONDS);
+            let mut args = vec!["--hypothesis-show-statistics".to_owned(), format!("--hypothesis-seed={seed}")];
+            args.extend_from_slice(pytest_args);
+            let round_examples = round_examples.to_string();
+            let run = pytest(interpreter, venv, &targets, timeout_seconds, &[(EXAMPLES_VAR, &round_examples)], &args)
+                .map_err(|err| format!("round {} (seed {seed}): {err}", round + 1))?;
+            output.push_str(&run.output);
+            closing_lines.push(run.closing_line);
+        }
+        let statistics =
+            hypothesis_statistics(&output).unwrap_or_else(|| "no Hypothesis statistics in pytest's output".to_owned());
+        Ok(format!("{} rounds ({}); {statistics}", closing_lines.len(), summarize_closing_lines(&closing_lines)))
     })
+}
+
+/// The sizes of the rounds a fuzz run of `examples` examples is cut into: as equal as
+/// possible, none above [`FUZZ_ROUND_EXAMPLES`].
+fn fuzz_rounds(examples: u32) -> Vec<u32> {
+    let rounds = examples.div_ceil(FUZZ_ROUND_EXAMPLES).max(1);
+    (0..rounds).map(|round| examples / rounds + u32::from(round < examples % rounds)).collect()
+}
+
+/// The first round's Hypothesis seed: the time, so that every run draws new programs;
+/// round `k` uses this plus `k`.
+fn fuzz_base_seed() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or_default()
+}
+
+/// pytest's closing lines of several rounds, said once when they agree
+/// (`1 passed × 40`), else listed.
+fn summarize_closing_lines(lines: &[String]) -> String {
+    let without_time = |line: &str| line.split(" in ").next().unwrap_or(line).to_owned();
+    match lines.first() {
+        Some(first) if lines.iter().all(|line| without_time(line) == without_time(first)) => {
+            format!("{} × {}", without_time(first), lines.len())
+        }
+        _ => lines.join("; "),
+    }
 }
 
 /// `cargo xtask soak`: the racy subprocess tests with each case repeated `runs` times
@@ -335,6 +381,28 @@ SKIPPED [1] tests/test_a.py:3: no display
         assert_eq!(closing_line(colored).as_deref(), Some("1 failed, 2 passed in 3.40s"));
         assert_eq!(closing_line("==== no tests ran in 0.01s ====").as_deref(), Some("no tests ran in 0.01s"));
         assert_eq!(closing_line("=== short test summary info ===\n"), None);
+    }
+
+    #[test]
+    fn fuzz_rounds_are_even_and_bounded() {
+        assert_eq!(fuzz_rounds(1), vec![1]);
+        assert_eq!(fuzz_rounds(250), vec![250]);
+        assert_eq!(fuzz_rounds(251), vec![126, 125]);
+        assert_eq!(fuzz_rounds(10_000), vec![250; 40]);
+        for examples in [1, 7, 249, 250, 251, 999, 1000, 10_001] {
+            let rounds = fuzz_rounds(examples);
+            assert_eq!(rounds.iter().sum::<u32>(), examples);
+            assert!(rounds.iter().all(|&round| (1..=FUZZ_ROUND_EXAMPLES).contains(&round)), "{rounds:?}");
+            assert!(rounds.iter().max().unwrap() - rounds.iter().min().unwrap() <= 1, "{rounds:?}");
+        }
+    }
+
+    #[test]
+    fn closing_lines_of_rounds() {
+        let lines = ["1 passed in 81.02s (0:01:21)".to_owned(), "1 passed in 79.50s (0:01:19)".to_owned()];
+        assert_eq!(summarize_closing_lines(&lines), "1 passed × 2");
+        let lines = ["1 passed in 81.02s".to_owned(), "1 failed in 9.50s".to_owned()];
+        assert_eq!(summarize_closing_lines(&lines), "1 passed in 81.02s; 1 failed in 9.50s");
     }
 
     #[test]

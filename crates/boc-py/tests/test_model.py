@@ -154,6 +154,9 @@ BASE_KINDS = ("abort", "interrupt", "exit")
 #: program made it; `where` is the thread and stack of a pinned value finalized
 #: off the main thread.
 DROPPED: list[tuple[int, int, str]] = []
+#: uid -> thread ident, of the same: what the checks look up (a long run drops
+#: tens of thousands of values, too many to scan at every step).
+DROPPED_ON: dict[int, int] = {}
 
 
 class Box:
@@ -173,6 +176,7 @@ class Box:
         where = ""
         if self.pinned and ident != MAIN_IDENT:
             where = f"on thread {threading.current_thread().name!r}:\n" + "".join(traceback.format_stack())
+        DROPPED_ON[self.uid] = ident
         DROPPED.append((self.uid, ident, where))
 
 
@@ -983,8 +987,7 @@ class BocModel(RuleBasedStateMachine):
 
     def _n_pinned_alive(self) -> int:
         """This program's pinned values not dropped yet: at most that many drops can be queued."""
-        dropped = {uid for uid, _, _ in DROPPED}
-        return sum(1 for incarnation in self.incarnations if incarnation.pinned and incarnation.uid not in dropped)
+        return sum(1 for incarnation in self.incarnations if incarnation.pinned and incarnation.uid not in DROPPED_ON)
 
     def _check_raised(
         self, what: str, error: Optional[BaseException], window: list[Node], raise_on_error: bool
@@ -1526,9 +1529,8 @@ class BocModel(RuleBasedStateMachine):
                 f"{node} raised {node.plan.outcome!r}, retrieved={node.retrieved}, dropped={node.dropped}: "
                 f"{node.reports} 'never retrieved' reports, expected {expected}"
             )
-        dropped_on = {uid: ident for uid, ident, _ in DROPPED}
         for incarnation in self.incarnations:
-            if incarnation.pinned and incarnation.uid not in dropped_on:
+            if incarnation.pinned and incarnation.uid not in DROPPED_ON:
                 cown = incarnation.ref()
                 held_by = _holders(cown) if cown is not None else ""
                 del cown
