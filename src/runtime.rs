@@ -154,9 +154,9 @@ impl Builder {
     pub fn build(self) -> Result<Runtime, Error> {
         let n_workers = self.workers.unwrap_or_else(boc_sched::default_workers);
         let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
-        let config = Config { home: Home::Current, main: MainConfig { watchdog }, pool: PoolOptions::default() };
+        let config = Config { home: Home::Current, main: MainConfig { watchdog } };
         let engine = Engine::new(config, Arc::new(PlainWorkers))?;
-        engine.start(n_workers)?;
+        engine.start(n_workers, PoolOptions::default())?;
         Ok(Runtime { handle: Handle { engine: Arc::new(engine) }, _home: PhantomData })
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Opti
             None
         };
         let runtime = runtime()?;
-        runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
+        runtime.main().set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
     })
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Opti
 pub(crate) fn pump_fd() -> PyResult<i32> {
     use std::os::fd::AsRawFd;
     let runtime = runtime()?;
-    let fd = runtime.main.waker_fd().map_err(|error| PyRuntimeError::new_err(format!("{error}")))?;
+    let fd = runtime.main().waker_fd().map_err(|error| PyRuntimeError::new_err(format!("{error}")))?;
     Ok(fd.as_raw_fd())
 }
 
@@ -182,7 +182,7 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
         let previous = std::mem::replace(&mut *waker.callback.lock().unpoisoned(), callback);
         // Dropped here, attached (outside the lock: it may run Python).
         drop(previous);
-        runtime.main.set_waker(signal);
+        runtime.main().set_waker(signal);
         Ok(())
     })
 }

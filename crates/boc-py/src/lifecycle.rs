@@ -8,7 +8,7 @@ use crate::errors;
 use crate::exit;
 use crate::primitive::Unpoisoned;
 use crate::pump::pump_main;
-use crate::runtime::{RUNTIME, Runtime, already_running, drain_graveyard, runtime, start_pool};
+use crate::runtime::{RUNTIME, Runtime, already_running, drain_graveyard, runtime};
 use crate::thread::{SIGNAL_CHECK_INTERVAL, is_main_thread};
 use boc_core::Ready;
 use boc_pin::{Budget, HomeWait, MainQueue, WaitEnd, WaitOutcome};
@@ -41,9 +41,11 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
         };
         exit::gate_schedule(py, "start")?;
         let runtime = runtime()?;
-        if let Some(running) = runtime.current().filter(|running| !running.terminator.is_closed()) {
+        if let Some(running) = runtime.current().filter(|running| !running.is_closed()) {
             return match n_workers {
-                Some(n_workers) if n_workers != running.n_workers => Err(already_running(running.n_workers, n_workers)),
+                Some(n_workers) if n_workers != running.n_workers() => {
+                    Err(already_running(running.n_workers(), n_workers))
+                }
                 _ => {
                     if n_workers.is_some() {
                         *runtime.n_workers.lock().unpoisoned() = n_workers;
@@ -53,7 +55,7 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
             };
         }
         *runtime.n_workers.lock().unpoisoned() = n_workers;
-        runtime.install(py, start_pool(py, "start", runtime.n_workers()?)?, n_workers)
+        runtime.start_pool(py, "start", runtime.n_workers()?, n_workers.is_some()).map(drop)
     })
 }
 
@@ -123,7 +125,7 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     let deadline = waiting.timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let end = if is_main_thread() {
         let mut hooks = MainWait { py, runtime, waiting, started: Instant::now(), patience: waiting.patience };
-        runtime.main.wait_until(&mut hooks, deadline).map_err(|error| match error {
+        runtime.main().wait_until(&mut hooks, deadline).map_err(|error| match error {
             MainWaitError::Py(error) => error,
             MainWaitError::Refused(error) => errors::pin(operation, &error),
         })?
@@ -133,8 +135,8 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     match end {
         WaitEnd::Done => Ok(()),
         WaitEnd::TimedOut => {
-            let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main.len());
-            let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
+            let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main().len());
+            let labels = runtime.main().labels(boc_pin::MAX_REPORTED_LABELS);
             Err(errors::timeout(operation, waiting.timeout.unwrap_or_default(), n_in_flight, &labels, n_main))
         }
     }
@@ -242,7 +244,7 @@ fn wait_off_main(py: Python<'_>, runtime: &Runtime, waiting: &Waiting<'_>, deadl
             }
         }
         if let Some(running) = runtime.current() {
-            exit::detach(py, || running.terminator.wait_idle(Some(slice)));
+            exit::detach(py, || running.wait_idle(Some(slice)));
         }
     }
 }
@@ -258,7 +260,7 @@ pub(crate) fn stop_without_pumping(py: Python<'_>) {
             return;
         }
         if let Some(running) = runtime.current() {
-            exit::detach(py, || running.terminator.wait_idle(Some(SIGNAL_CHECK_INTERVAL)));
+            exit::detach(py, || running.wait_idle(Some(SIGNAL_CHECK_INTERVAL)));
         }
     }
 }
@@ -266,7 +268,7 @@ pub(crate) fn stop_without_pumping(py: Python<'_>) {
 /// Drops every queued main-side behavior unrun (the exit-time stop after an
 /// interrupt), counting them. On the main thread, attached.
 fn discard_main_side(py: Python<'_>, runtime: &Runtime) {
-    let n_discarded = behavior::deferring(py, || runtime.main.clear());
+    let n_discarded = behavior::deferring(py, || runtime.main().clear());
     crate::worker::count_discarded(n_discarded);
 }
 
@@ -276,8 +278,8 @@ pub(crate) fn _state(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let state = PyDict::new(py);
     let current = RUNTIME.get().and_then(Runtime::current);
     state.set_item("running", current.is_some())?;
-    state.set_item("workers", current.as_ref().map(|running| running.n_workers))?;
+    state.set_item("workers", current.as_ref().map(|running| running.n_workers()))?;
     state.set_item("in_flight", RUNTIME.get().map_or(0, Runtime::n_in_flight))?;
-    state.set_item("main_pending", RUNTIME.get().map_or(0, |runtime| runtime.main.len()))?;
+    state.set_item("main_pending", RUNTIME.get().map_or(0, |runtime| runtime.main().len()))?;
     Ok(state)
 }

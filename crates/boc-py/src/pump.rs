@@ -68,7 +68,7 @@ pub(crate) fn pump_main(
     operation: &str,
 ) -> PyResult<boc_pin::PumpReport> {
     let runner = MainSide { py, raise_on_error };
-    match runtime.main.pump(&runner, budget) {
+    match runtime.engine.pump(&runner, budget) {
         Ok(report) => Ok(report),
         Err(PumpError::Refused(error)) => Err(errors::pin(operation, &error)),
         Err(PumpError::Stopped { payload, .. }) => match payload.downcast::<PyErr>() {
