@@ -42,10 +42,15 @@ use boc_pin::{Affinity, Budget, PumpReport};
 use boc_sched::{Pool, Terminator};
 
 // What a client of the engine names: the protocol's payloads and behaviors,
-// the main queue and its runner, the pool's options and worker hooks.
+// the main queue and its runner, the pool's options and worker hooks, and a
+// mailbox's lock guard (a host holds it across `fork`).
 pub use boc_core::{CownHeader, Payload, Ready, Watch};
-pub use boc_pin::{HomeWait, MainConfig, MainQueue, MainRunner, Outcome, PumpError, WaitEnd, WaitOutcome};
-pub use boc_sched::{PoolOptions, Runner};
+pub use boc_msg::Hold as MailboxHold;
+pub use boc_pin::{
+    Error as PinError, HomeWait, MAX_REPORTED_LABELS, MainConfig, MainQueue, MainRunner, Outcome, PumpError, WaitEnd,
+    WaitOutcome,
+};
+pub use boc_sched::{PoolOptions, Runner, default_workers};
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

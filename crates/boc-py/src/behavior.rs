@@ -3,7 +3,7 @@
 
 use crate::cown::{CownCore, PyCown};
 use crate::runtime::{self, PINNED};
-use boc_core::{CownHeader, Payload};
+use boc::engine::{CownHeader, Payload};
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -143,7 +143,7 @@ impl Drop for Deferring<'_> {
 /// The release runs attached too (rule 2: it calls no Python and only spins
 /// on other threads' protocol steps, which need no attachment); what the
 /// behavior leaves is dropped right after, then it is counted out.
-pub(crate) fn run_and_release(py: Python<'_>, behavior: boc_core::Ready) -> bool {
+pub(crate) fn run_and_release(py: Python<'_>, behavior: boc::engine::Ready) -> bool {
     deferring(py, || behavior.run_and_report())
 }
 

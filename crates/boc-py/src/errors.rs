@@ -17,10 +17,10 @@ pub(crate) fn pinned_copy(how: &str) -> PyErr {
 
 /// A main-thread operation refused by boc-pin (off the home thread, or
 /// nested inside a main-side behavior).
-pub(crate) fn pin(operation: &str, error: &boc_pin::Error) -> PyErr {
+pub(crate) fn pin(operation: &str, error: &boc::engine::PinError) -> PyErr {
     match error {
-        boc_pin::Error::NotHomeThread { .. } => off_main(operation),
-        boc_pin::Error::Reentrant { .. } => PyRuntimeError::new_err(format!(
+        boc::engine::PinError::NotHomeThread { .. } => off_main(operation),
+        boc::engine::PinError::Reentrant { .. } => PyRuntimeError::new_err(format!(
             "{operation}() cannot be called from inside a behavior running on the main thread (pumping is not \
              re-entrant). Schedule more work with @when and return instead."
         )),

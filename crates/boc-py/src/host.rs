@@ -7,7 +7,7 @@ use crate::exit;
 use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::runtime::runtime;
-use boc_pin::{StarvationReport, WatchdogConfig};
+use boc::{StarvationReport, WatchdogConfig};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, OnceLock};

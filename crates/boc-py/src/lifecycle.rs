@@ -10,8 +10,9 @@ use crate::primitive::Unpoisoned;
 use crate::pump::pump_main;
 use crate::runtime::{RUNTIME, Runtime, already_running, drain_graveyard, runtime};
 use crate::thread::{SIGNAL_CHECK_INTERVAL, is_main_thread};
-use boc_core::Ready;
-use boc_pin::{Budget, HomeWait, MainQueue, WaitEnd, WaitOutcome};
+use boc::Budget;
+use boc::engine::Ready;
+use boc::engine::{HomeWait, MainQueue, WaitEnd, WaitOutcome};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -136,7 +137,7 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
         WaitEnd::Done => Ok(()),
         WaitEnd::TimedOut => {
             let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main().len());
-            let labels = runtime.main().labels(boc_pin::MAX_REPORTED_LABELS);
+            let labels = runtime.main().labels(boc::engine::MAX_REPORTED_LABELS);
             Err(errors::timeout(operation, waiting.timeout.unwrap_or_default(), n_in_flight, &labels, n_main))
         }
     }
@@ -174,11 +175,11 @@ enum MainWaitError {
     /// signal handler.
     Py(PyErr),
     /// boc-pin refused the wait (off the main thread, or inside a pump).
-    Refused(boc_pin::Error),
+    Refused(boc::engine::PinError),
 }
 
-impl From<boc_pin::Error> for MainWaitError {
-    fn from(error: boc_pin::Error) -> Self {
+impl From<boc::engine::PinError> for MainWaitError {
+    fn from(error: boc::engine::PinError) -> Self {
         Self::Refused(error)
     }
 }

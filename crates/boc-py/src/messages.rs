@@ -4,7 +4,7 @@
 
 use crate::args::{optional_callable, timeout_arg, type_name};
 use crate::thread::SIGNAL_CHECK_INTERVAL;
-use boc_msg::Mailbox;
+use boc::Mailbox;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -19,7 +19,7 @@ static MAILBOX: LazyLock<Mailbox<String, Py<PyAny>>> = LazyLock::new(Mailbox::ne
 
 /// The mailbox's lock, which a receiver takes detached as it wakes up,
 /// held across a fork by [`crate::fork`]. The child keeps the messages.
-pub(crate) fn hold_for_fork() -> boc_msg::Hold<'static, String, Py<PyAny>> {
+pub(crate) fn hold_for_fork() -> boc::engine::MailboxHold<'static, String, Py<PyAny>> {
     MAILBOX.hold()
 }
 

@@ -6,8 +6,9 @@ use crate::errors;
 use crate::exit;
 use crate::runtime::{RUNTIME, Runtime, drain_graveyard};
 use crate::thread::is_main_thread;
-use boc_core::Ready;
-use boc_pin::{Budget, MainRunner, Outcome, PumpError};
+use boc::Budget;
+use boc::engine::Ready;
+use boc::engine::{MainRunner, Outcome, PumpError};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
@@ -66,7 +67,7 @@ pub(crate) fn pump_main(
     budget: Budget,
     raise_on_error: bool,
     operation: &str,
-) -> PyResult<boc_pin::PumpReport> {
+) -> PyResult<boc::PumpReport> {
     let runner = MainSide { py, raise_on_error };
     match runtime.engine.pump(&runner, budget) {
         Ok(report) => Ok(report),

@@ -25,10 +25,10 @@ use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::thread::{is_attached, is_main_thread};
 use crate::worker::{Workers, python_thread_stack_size};
+use boc::WatchdogConfig;
 use boc::engine::{
     Config, Engine, EngineHold, Epoch, Home, MainConfig, MainQueue, PoolOptions, Ready, Retired, Ticket,
 };
-use boc_pin::WatchdogConfig;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -137,7 +137,7 @@ impl Runtime {
         if let Some(n_workers) = *self.n_workers.lock().unpoisoned() {
             return Ok(n_workers);
         }
-        let n_workers = boc_sched::default_workers();
+        let n_workers = boc::engine::default_workers();
         if n_workers > MAX_WORKERS {
             return Err(PyValueError::new_err(format!(
                 "BOC_WORKERS asks for {n_workers} workers, more than the {MAX_WORKERS} boc can start. Set it to a \
