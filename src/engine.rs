@@ -573,8 +573,7 @@ impl<W: Runner<Ready>> Engine<W> {
     }
 
     /// [`schedule`](Self::schedule), returning a [`Watch`] on the behavior,
-    /// whose payload is a [`Counted<P>`]; with `single`, the request set is
-    /// that one cown (the fast path) and `cowns` is ignored.
+    /// whose payload is a [`Counted<P>`].
     ///
     /// # Safety
     ///
@@ -582,7 +581,6 @@ impl<W: Runner<Ready>> Engine<W> {
     pub unsafe fn schedule_watched<'c, P: Payload>(
         &self,
         ticket: Ticket<W>,
-        single: Option<&CownHeader>,
         cowns: impl ExactSizeIterator<Item = &'c CownHeader>,
         payload: P,
         flags: u32,
@@ -590,12 +588,7 @@ impl<W: Runner<Ready>> Engine<W> {
         let epoch = ticket.into_inner();
         let counted = Counted { payload, ticket: Some(Counting(Arc::clone(&epoch) as Arc<dyn CountOut>)) };
         // SAFETY: as in `schedule`.
-        unsafe {
-            match single {
-                Some(header) => boc_core::schedule_one_watched(header, counted, flags, &*epoch),
-                None => boc_core::schedule_watched(cowns, counted, flags, &*epoch),
-            }
-        }
+        unsafe { boc_core::schedule_watched(cowns, counted, flags, &*epoch) }
     }
 
     /// Runs `payload` on the home thread as a main-side behavior with no

@@ -25,7 +25,7 @@ struct MainSide;
 
 impl MainRunner<Ready> for MainSide {
     fn run(&self, behavior: Ready) -> boc_pin::Outcome {
-        if behavior.run_and_report() { boc_pin::Outcome::Failed } else { boc_pin::Outcome::Ok }
+        if behavior.run() { boc_pin::Outcome::Failed } else { boc_pin::Outcome::Ok }
     }
 }
 
@@ -428,7 +428,7 @@ impl Handle {
         // released, so they outlive the behavior; the engine's dispatcher is
         // kept alive by the behavior's own ticket (the argument on
         // `Runtime`'s `Drop`).
-        let watch = unsafe { engine.schedule_watched(ticket, cowns.single(), cowns.headers(), payload, flags) };
+        let watch = unsafe { engine.schedule_watched(ticket, cowns.headers(), payload, flags) };
         // SAFETY: `locate_outcome` is instantiated with the payload's type.
         Ok(unsafe { Pending::new(watch, locate_outcome::<C::Owned, F, R>) })
     }

@@ -144,7 +144,7 @@ impl Drop for Deferring<'_> {
 /// on other threads' protocol steps, which need no attachment); what the
 /// behavior leaves is dropped right after, then it is counted out.
 pub(crate) fn run_and_release(py: Python<'_>, behavior: boc::engine::Ready) -> bool {
-    deferring(py, || behavior.run_and_report())
+    deferring(py, || behavior.run())
 }
 
 /// Runs `f`, which releases behaviors (runs them, or drops them unrun: a
