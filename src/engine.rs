@@ -181,7 +181,10 @@ pub enum Retired<W: Runner<Ready>> {
     /// The current epoch has behaviors in flight: it stays.
     Busy,
     /// The current epoch was idle (or already closed): it is closed and no
-    /// longer current; the caller joins it ([`Epoch::join`]).
+    /// longer current; the caller joins it ([`Epoch::join`]) before it lets
+    /// go of this handle, where joining may block (a host that must not
+    /// block attached to an interpreter joins detached): dropping the last
+    /// handle of an unjoined epoch joins its pool there.
     Retired(Arc<Epoch<W>>),
 }
 
@@ -459,7 +462,11 @@ impl<W: Runner<Ready>> Engine<W> {
         if self.home.shut_down.load(Ordering::SeqCst) {
             return Err(Error::ShutDown);
         }
-        *current = Some(Arc::clone(&fresh));
+        // The epoch replaced (a closed one) is dropped after the lock: if
+        // this were its last handle, dropping it joins its pool.
+        let replaced = current.replace(Arc::clone(&fresh));
+        drop(current);
+        drop(replaced);
         Ok(fresh)
     }
 
@@ -494,10 +501,11 @@ impl<W: Runner<Ready>> Engine<W> {
             return Retired::Busy;
         }
         let mut current = self.current.write().unpoisoned();
-        if current.as_ref().is_some_and(|live| Arc::ptr_eq(live, &epoch)) {
-            *current = None;
-        }
+        // Dropped after the lock (the caller still holds `epoch` anyway).
+        let replaced =
+            if current.as_ref().is_some_and(|live| Arc::ptr_eq(live, &epoch)) { current.take() } else { None };
         drop(current);
+        drop(replaced);
         Retired::Retired(epoch)
     }
 

@@ -159,7 +159,8 @@ fn wait_is_over(py: Python<'_>, runtime: &Runtime, waiting: &Waiting<'_>, on_mai
 /// [`wait_for_all`] on the main thread: boc-pin's wait loop, pumping (or
 /// discarding) main-side work, blocking detached in slices of
 /// [`SIGNAL_CHECK_INTERVAL`] so Ctrl-C interrupts it, woken by main-side
-/// work or by the count-out that reaches zero ([`Running::finished`]).
+/// work or by the count-out that reaches zero (a behavior's ticket, in
+/// `boc::engine`).
 struct MainWait<'a, 'py> {
     py: Python<'py>,
     runtime: &'a Runtime,

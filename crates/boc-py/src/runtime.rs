@@ -290,6 +290,7 @@ impl Runtime {
         })
         .map_err(|error| match error {
             boc::Error::AlreadyRunning { live, asked } => already_running(live, asked),
+            boc::Error::Pool(error) => PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")),
             other => PyRuntimeError::new_err(format!("cannot start the boc worker threads: {other}")),
         })
     }
