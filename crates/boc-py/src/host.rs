@@ -2,7 +2,7 @@
 //! pump descriptor, the pump waker (a thread of its own that calls the
 //! Python callback) and the starvation watchdog.
 
-use crate::args::{WarnMs, optional_callable, type_name};
+use crate::args::{OnStarve, WarnMs, type_name};
 use crate::exit;
 use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
@@ -46,14 +46,10 @@ pub(crate) fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&Starvatio
 /// the `boc` logger (WARNING). It warns; it never raises.
 #[pyfunction]
 #[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
-pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Option<OnStarve<'_>>) -> PyResult<()> {
     exit::call(py, || {
-        let on_starve = optional_callable(
-            on_starve,
-            "on_starve must be a callable taking the message (or None for the boc logger)",
-        )?;
         let config = if let WarnMs::After(threshold) = warn_ms {
-            let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
+            let sink = log_starvation(on_starve.map(|OnStarve(callback)| callback.unbind()));
             Some(WatchdogConfig::new(threshold).with_sink(sink))
         } else {
             None
