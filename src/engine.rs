@@ -299,6 +299,14 @@ thread_local! {
     static SCOPES: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Whether this thread is inside a count-out scope ([`deferring_count_out`]):
+/// behaviors it released may not be counted out yet, so a wait for quiescence
+/// started here would wait for them, that is for itself. A host refuses such
+/// waits (code run by a drop inside the scope, say).
+pub fn in_count_out_scope() -> bool {
+    SCOPES.with(Cell::get) > 0
+}
+
 /// Runs `f`, in which behaviors are run or dropped, and counts out the ones
 /// it released once the outermost such scope on this thread ends (see the
 /// [module docs](self)). The engine's own runners use it; a host wraps

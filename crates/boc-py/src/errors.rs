@@ -74,6 +74,16 @@ pub(crate) fn wait_inside_behavior(operation: &str) -> PyErr {
     ))
 }
 
+/// A wait refused on a thread that is finishing behaviors: run from a `__del__`
+/// of something a behavior left, before the engine counted that behavior out.
+pub(crate) fn wait_while_finishing(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() cannot be called while this thread is finishing behaviors (here, from code run when \
+         something a behavior left behind was freed, such as a __del__): those behaviors are not counted out until \
+         it returns, so it would wait for them. Schedule the follow-up work with @when instead."
+    ))
+}
+
 /// A call refused because boc has stopped for interpreter exit.
 pub(crate) fn shut_down(operation: &str) -> PyErr {
     PyRuntimeError::new_err(format!(

@@ -119,6 +119,9 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     if exit::on_worker() {
         return Err(errors::wait_on_worker(operation));
     }
+    if boc::engine::in_count_out_scope() {
+        return Err(errors::wait_while_finishing(operation));
+    }
     let Some(runtime) = RUNTIME.get() else { return Ok(()) };
     let deadline = waiting.timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let end = if is_main_thread() {
