@@ -22,7 +22,8 @@
 //! - idle: CPU time an idle pool burns while the process sleeps.
 //!
 //! Arguments: `--quick` (fewer behaviors and repeats, for a smoke run),
-//! `--no-write` (print only), `--out PATH`.
+//! `--report PATH` (also write the table there, as markdown: `cargo xtask
+//! bench` puts it into BENCHMARKS.md).
 
 use boc::{Budget, Cown, PinnedCown, Runtime};
 use boc_sched::{Pool, Runner, Terminator};
@@ -46,7 +47,8 @@ struct Config {
     /// Worker→main latency samples per home-thread loop.
     n_latency_samples: usize,
     idle_seconds: u64,
-    write: Option<String>,
+    /// Where to write the report, besides printing it.
+    report: Option<String>,
 }
 
 impl Config {
@@ -57,7 +59,7 @@ impl Config {
             n_repeats_live: 9,
             n_latency_samples: 2_000,
             idle_seconds: 2,
-            write: Some("BENCHMARKS.md".into()),
+            report: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -70,8 +72,7 @@ impl Config {
                     config.n_repeats_live = 15;
                     config.idle_seconds = 1;
                 }
-                "--no-write" => config.write = None,
-                "--out" => config.write = args.next(),
+                "--report" => config.report = args.next(),
                 // cargo bench passes --bench; other flags are cargo's.
                 _ => {}
             }
@@ -556,28 +557,9 @@ fn main() {
 
     let table = render(&rows, &config);
     println!("{table}");
-    if let Some(path) = &config.write {
-        let text = keep_python_section(&table, &std::fs::read_to_string(path).unwrap_or_default());
-        std::fs::write(path, text).unwrap_or_else(|error| panic!("cannot write {path}: {error}"));
-        eprintln!("bench: wrote {path}");
-    }
-}
-
-/// The first line of the Python section of BENCHMARKS.md, which
-/// `cargo xtask bench --python` writes (crates/boc-py/benches/run.py, with the
-/// same two markers).
-const PYTHON_SECTION_BEGIN: &str = "<!-- python benchmarks: begin -->";
-/// The last line of the Python section.
-const PYTHON_SECTION_END: &str = "<!-- python benchmarks: end -->";
-
-/// The Rust `table` followed by the Python section of the `previous` file, if it
-/// has one, so each benchmark rewrites only its own part.
-fn keep_python_section(table: &str, previous: &str) -> String {
-    let begin = previous.find(PYTHON_SECTION_BEGIN);
-    let end = previous.find(PYTHON_SECTION_END).map(|idx| idx + PYTHON_SECTION_END.len());
-    match (begin, end) {
-        (Some(begin), Some(end)) if begin < end => format!("{table}\n{}\n", &previous[begin..end]),
-        _ => table.to_owned(),
+    if let Some(path) = &config.report {
+        std::fs::write(path, table).unwrap_or_else(|error| panic!("cannot write {path}: {error}"));
+        eprintln!("bench: wrote the report to {path}");
     }
 }
 
@@ -602,7 +584,7 @@ fn machine() -> String {
 
 fn render(rows: &[Row], config: &Config) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(out, "## Rust\n");
     let _ = writeln!(
         out,
         "Written by `cargo xtask bench` (benches/runtime.rs). Each row times boc and its baseline in the same \

@@ -42,10 +42,15 @@ use boc_pin::{Affinity, Budget, PumpReport};
 use boc_sched::{Pool, Terminator};
 
 // What a client of the engine names: the protocol's payloads and behaviors,
-// the main queue and its runner, the pool's options and worker hooks.
+// the main queue and its runner, the pool's options and worker hooks, and a
+// mailbox's lock guard (a host holds it across `fork`).
 pub use boc_core::{CownHeader, Payload, Ready, Watch};
-pub use boc_pin::{HomeWait, MainConfig, MainQueue, MainRunner, Outcome, PumpError, WaitEnd, WaitOutcome};
-pub use boc_sched::{PoolOptions, Runner};
+pub use boc_msg::Hold as MailboxHold;
+pub use boc_pin::{
+    Error as PinError, HomeWait, MAX_REPORTED_LABELS, MainConfig, MainQueue, MainRunner, Outcome, PumpError, WaitEnd,
+    WaitOutcome,
+};
+pub use boc_sched::{PoolOptions, Runner, default_workers};
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -79,8 +84,6 @@ pub struct Config {
     pub home: Home,
     /// The main queue's configuration (its watchdog).
     pub main: MainConfig,
-    /// How epochs' worker threads are made.
-    pub pool: PoolOptions,
 }
 
 /// What the epochs and the tickets share with the engine: the main queue,
@@ -140,6 +143,57 @@ impl<W: Runner<Ready>> Epoch<W> {
     /// Whether the epoch refuses new behaviors (shut down or retired).
     pub fn is_closed(&self) -> bool {
         self.terminator.is_closed()
+    }
+
+    /// Blocks until nothing is in flight on this epoch, or `timeout` passes
+    /// (`None`: no timeout); true if the count reached zero. A host that
+    /// must not block in some context wraps the call.
+    pub fn wait_idle(&self, timeout: Option<Duration>) -> bool {
+        self.terminator.wait_idle(timeout)
+    }
+
+    /// Closes the epoch if nothing is in flight on it; true if it is closed
+    /// (now, or already). A closed epoch counts nothing in any more, so a
+    /// host may join it.
+    pub fn close_if_idle(&self) -> bool {
+        self.terminator.is_closed() || self.terminator.try_close_idle()
+    }
+
+    /// Whether the calling thread is one of this epoch's workers.
+    pub fn is_worker_thread(&self) -> bool {
+        self.pool.is_worker_thread()
+    }
+
+    /// Stops the epoch's workers and waits for them to exit (on one of its
+    /// own workers it only tells them to stop). Blocks: a host that must
+    /// not block in some context wraps the call. Returns once they are
+    /// gone, also when another thread joins them.
+    pub fn join(&self) {
+        self.pool.shutdown();
+    }
+}
+
+/// What [`Engine::retire_if_idle`] did.
+#[derive(Debug)]
+pub enum Retired<W: Runner<Ready>> {
+    /// No epoch was current.
+    NoEpoch,
+    /// The current epoch has behaviors in flight: it stays.
+    Busy,
+    /// The current epoch was idle (or already closed): it is closed and no
+    /// longer current; the caller joins it ([`Epoch::join`]) before it lets
+    /// go of this handle, where joining may block (a host that must not
+    /// block attached to an interpreter joins detached): dropping the last
+    /// handle of an unjoined epoch joins its pool there.
+    Retired(Arc<Epoch<W>>),
+}
+
+impl<W: Runner<Ready>> std::fmt::Debug for Epoch<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoch")
+            .field("n_workers", &self.n_workers)
+            .field("n_in_flight", &self.n_in_flight())
+            .finish_non_exhaustive()
     }
 }
 
@@ -245,6 +299,14 @@ thread_local! {
     static SCOPES: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Whether this thread is inside a count-out scope ([`deferring_count_out`]):
+/// behaviors it released may not be counted out yet, so a wait for quiescence
+/// started here would wait for them, that is for itself. A host refuses such
+/// waits (code run by a drop inside the scope, say).
+pub fn in_count_out_scope() -> bool {
+    SCOPES.with(Cell::get) > 0
+}
+
 /// Runs `f`, in which behaviors are run or dropped, and counts out the ones
 /// it released once the outermost such scope on this thread ends (see the
 /// [module docs](self)). The engine's own runners use it; a host wraps
@@ -335,7 +397,6 @@ pub struct Engine<W: Runner<Ready>> {
     /// The live epoch, if any (one started and not retired).
     current: RwLock<Option<Arc<Epoch<W>>>>,
     workers: Arc<W>,
-    pool: PoolOptions,
 }
 
 impl<W: Runner<Ready>> Engine<W> {
@@ -352,7 +413,7 @@ impl<W: Runner<Ready>> Engine<W> {
         };
         let home =
             Arc::new(HomeSide { main, shut_down: AtomicBool::new(false), released_callbacks: AtomicBool::new(false) });
-        Ok(Self { home, current: RwLock::new(None), workers, pool: config.pool })
+        Ok(Self { home, current: RwLock::new(None), workers })
     }
 
     /// The main queue: pump, wait, waker, descriptor and watchdog.
@@ -367,19 +428,35 @@ impl<W: Runner<Ready>> Engine<W> {
 
     /// Starts an epoch of `n_workers` workers unless one is live: a live one
     /// with as many workers is kept; one with another count is an error.
+    /// The workers are made with `options`.
     ///
     /// # Errors
     ///
     /// [`Error::AlreadyRunning`] if a live epoch has another worker count;
     /// [`Error::ShutDown`] once the engine is shut down; [`Error::Pool`] if
     /// the threads cannot be started.
-    pub fn start(&self, n_workers: usize) -> Result<Arc<Epoch<W>>, Error> {
-        if let Some(live) = self.live(n_workers)? {
+    pub fn start(&self, n_workers: usize, options: PoolOptions) -> Result<Arc<Epoch<W>>, Error> {
+        self.start_epoch(n_workers, options, true)
+    }
+
+    /// The live epoch, whatever its worker count, or a fresh one of
+    /// `n_workers` if none is live (for counting in a behavior when the
+    /// last epoch was retired).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start), but never [`Error::AlreadyRunning`].
+    pub fn ensure_started(&self, n_workers: usize, options: PoolOptions) -> Result<Arc<Epoch<W>>, Error> {
+        self.start_epoch(n_workers, options, false)
+    }
+
+    fn start_epoch(&self, n_workers: usize, options: PoolOptions, exact: bool) -> Result<Arc<Epoch<W>>, Error> {
+        if let Some(live) = self.live(n_workers, exact)? {
             return Ok(live);
         }
         // Outside the lock: starting threads takes a while, and the host's
         // worker hooks may need what the caller holds.
-        let pool = Pool::with_options(n_workers, Arc::new(EpochWorkers(Arc::clone(&self.workers))), self.pool)?;
+        let pool = Pool::with_options(n_workers, Arc::new(EpochWorkers(Arc::clone(&self.workers))), options)?;
         let fresh = Arc::new(Epoch { terminator: Terminator::new(), pool, n_workers, home: Arc::clone(&self.home) });
         let mut current = self.current.write().unpoisoned();
         if let Some(live) = current.as_ref().filter(|epoch| !epoch.is_closed()) {
@@ -388,35 +465,80 @@ impl<W: Runner<Ready>> Engine<W> {
             let live = Arc::clone(live);
             drop(current);
             drop(fresh);
-            return Self::same_count(live, n_workers);
+            return Self::same_count(live, n_workers, exact);
         }
         if self.home.shut_down.load(Ordering::SeqCst) {
             return Err(Error::ShutDown);
         }
-        *current = Some(Arc::clone(&fresh));
+        // The epoch replaced (a closed one) is dropped after the lock: if
+        // this were its last handle, dropping it joins its pool.
+        let replaced = current.replace(Arc::clone(&fresh));
+        drop(current);
+        drop(replaced);
         Ok(fresh)
     }
 
-    /// The live epoch if it has `n_workers`; `None` if none is live.
-    fn live(&self, n_workers: usize) -> Result<Option<Arc<Epoch<W>>>, Error> {
+    /// The live epoch if it has `n_workers` (or any count, unless
+    /// `exact`); `None` if none is live.
+    fn live(&self, n_workers: usize, exact: bool) -> Result<Option<Arc<Epoch<W>>>, Error> {
         if self.home.shut_down.load(Ordering::SeqCst) {
             return Err(Error::ShutDown);
         }
         match self.current().filter(|epoch| !epoch.is_closed()) {
-            Some(live) => Self::same_count(live, n_workers).map(Some),
+            Some(live) => Self::same_count(live, n_workers, exact).map(Some),
             None => Ok(None),
         }
     }
 
-    fn same_count(live: Arc<Epoch<W>>, n_workers: usize) -> Result<Arc<Epoch<W>>, Error> {
-        if live.n_workers == n_workers {
+    fn same_count(live: Arc<Epoch<W>>, n_workers: usize, exact: bool) -> Result<Arc<Epoch<W>>, Error> {
+        if !exact || live.n_workers == n_workers {
             Ok(live)
         } else {
             Err(Error::AlreadyRunning { live: live.n_workers, asked: n_workers })
         }
     }
 
-    /// Counts a behavior in on the live epoch.
+    /// Closes the current epoch if nothing is in flight on it (or it is
+    /// closed already) and makes it no longer current; the caller joins it.
+    /// The next [`ensure_started`](Self::ensure_started) starts a fresh one.
+    pub fn retire_if_idle(&self) -> Retired<W> {
+        let Some(epoch) = self.current() else { return Retired::NoEpoch };
+        // Closed already: another thread is retiring it (or the engine shut
+        // down).
+        if !epoch.close_if_idle() {
+            return Retired::Busy;
+        }
+        let mut current = self.current.write().unpoisoned();
+        // Dropped after the lock (the caller still holds `epoch` anyway).
+        let replaced =
+            if current.as_ref().is_some_and(|live| Arc::ptr_eq(live, &epoch)) { current.take() } else { None };
+        drop(current);
+        drop(replaced);
+        Retired::Retired(epoch)
+    }
+
+    /// In a forked child, whose only thread is the forking one: forgets the
+    /// current epoch without joining it (its workers are the parent's, so a
+    /// join would wait forever) and the main-side behaviors queued at the
+    /// fork (they run in the parent). Never blocks on a lock another thread
+    /// held at the fork, if the host held the engine's locks across it
+    /// ([`hold`](Self::hold)).
+    pub fn forget_after_fork(&self) {
+        if let Some(epoch) = self.current.write().unpoisoned().take() {
+            std::mem::forget(epoch);
+        }
+        self.home.main.hold().forget_queued();
+    }
+
+    /// Takes the engine's locks (the current epoch's, then the main
+    /// queue's) and holds them until the guard drops, for a `fork` handler:
+    /// a lock held by another thread at the fork stays held in the child.
+    /// Their holders wait for nothing while they hold them.
+    pub fn hold(&self) -> EngineHold<'_, W> {
+        EngineHold { _current: self.current.write().unpoisoned(), _main: self.home.main.hold() }
+    }
+
+    /// Counts a behavior in on the live epoch; never starts one.
     ///
     /// # Errors
     ///
@@ -467,8 +589,7 @@ impl<W: Runner<Ready>> Engine<W> {
     }
 
     /// [`schedule`](Self::schedule), returning a [`Watch`] on the behavior,
-    /// whose payload is a [`Counted<P>`]; with `single`, the request set is
-    /// that one cown (the fast path) and `cowns` is ignored.
+    /// whose payload is a [`Counted<P>`].
     ///
     /// # Safety
     ///
@@ -476,7 +597,6 @@ impl<W: Runner<Ready>> Engine<W> {
     pub unsafe fn schedule_watched<'c, P: Payload>(
         &self,
         ticket: Ticket<W>,
-        single: Option<&CownHeader>,
         cowns: impl ExactSizeIterator<Item = &'c CownHeader>,
         payload: P,
         flags: u32,
@@ -484,12 +604,7 @@ impl<W: Runner<Ready>> Engine<W> {
         let epoch = ticket.into_inner();
         let counted = Counted { payload, ticket: Some(Counting(Arc::clone(&epoch) as Arc<dyn CountOut>)) };
         // SAFETY: as in `schedule`.
-        unsafe {
-            match single {
-                Some(header) => boc_core::schedule_one_watched(header, counted, flags, &*epoch),
-                None => boc_core::schedule_watched(cowns, counted, flags, &*epoch),
-            }
-        }
+        unsafe { boc_core::schedule_watched(cowns, counted, flags, &*epoch) }
     }
 
     /// Runs `payload` on the home thread as a main-side behavior with no
@@ -575,6 +690,19 @@ impl<W: Runner<Ready>> Engine<W> {
 impl<W: Runner<Ready>> std::fmt::Debug for Engine<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("n_in_flight", &self.n_in_flight()).finish_non_exhaustive()
+    }
+}
+
+/// [`Engine::hold`]'s guard.
+#[must_use = "the engine's locks are released as soon as the guard drops"]
+pub struct EngineHold<'a, W: Runner<Ready>> {
+    _current: std::sync::RwLockWriteGuard<'a, Option<Arc<Epoch<W>>>>,
+    _main: boc_pin::Hold<'a, Ready>,
+}
+
+impl<W: Runner<Ready>> std::fmt::Debug for EngineHold<'_, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHold").finish_non_exhaustive()
     }
 }
 

@@ -25,7 +25,7 @@ struct MainSide;
 
 impl MainRunner<Ready> for MainSide {
     fn run(&self, behavior: Ready) -> boc_pin::Outcome {
-        if behavior.run_and_report() { boc_pin::Outcome::Failed } else { boc_pin::Outcome::Ok }
+        if behavior.run() { boc_pin::Outcome::Failed } else { boc_pin::Outcome::Ok }
     }
 }
 
@@ -154,9 +154,9 @@ impl Builder {
     pub fn build(self) -> Result<Runtime, Error> {
         let n_workers = self.workers.unwrap_or_else(boc_sched::default_workers);
         let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
-        let config = Config { home: Home::Current, main: MainConfig { watchdog }, pool: PoolOptions::default() };
+        let config = Config { home: Home::Current, main: MainConfig { watchdog } };
         let engine = Engine::new(config, Arc::new(PlainWorkers))?;
-        engine.start(n_workers)?;
+        engine.start(n_workers, PoolOptions::default())?;
         Ok(Runtime { handle: Handle { engine: Arc::new(engine) }, _home: PhantomData })
     }
 }
@@ -428,7 +428,7 @@ impl Handle {
         // released, so they outlive the behavior; the engine's dispatcher is
         // kept alive by the behavior's own ticket (the argument on
         // `Runtime`'s `Drop`).
-        let watch = unsafe { engine.schedule_watched(ticket, cowns.single(), cowns.headers(), payload, flags) };
+        let watch = unsafe { engine.schedule_watched(ticket, cowns.headers(), payload, flags) };
         // SAFETY: `locate_outcome` is instantiated with the payload's type.
         Ok(unsafe { Pending::new(watch, locate_outcome::<C::Owned, F, R>) })
     }
@@ -462,7 +462,8 @@ impl Handle {
     /// # Errors
     ///
     /// [`Error::WaitInsideBehavior`] when called from inside a behavior of
-    /// this runtime, which could never see quiescence;
+    /// this runtime (or from a `Drop` of what one captured), which could
+    /// never see quiescence;
     /// [`Error::WaitWhileHolding`] inside a `try_with` closure, whose cown
     /// would block the behaviors queued on it.
     pub fn quiesce(&self) -> Result<(), Error> {
@@ -481,7 +482,7 @@ impl Handle {
 
     fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
         let engine = &*self.engine;
-        if engine.is_worker_thread() {
+        if engine.is_worker_thread() || crate::engine::in_count_out_scope() {
             return Err(Error::WaitInsideBehavior);
         }
         if crate::cown::holds_a_cown() {

@@ -72,12 +72,6 @@ pub trait CownSet: sealed::Set {
     /// The protocol headers of the cowns, with duplicates.
     #[doc(hidden)]
     fn headers(&self) -> impl ExactSizeIterator<Item = &CownHeader>;
-
-    /// The header, when the set is a single cown (the fast path).
-    #[doc(hidden)]
-    fn single(&self) -> Option<&CownHeader> {
-        None
-    }
 }
 
 /// Identifies a runtime, for checking that a pinned cown is scheduled on
@@ -199,10 +193,6 @@ impl<M: Member> CownSet for M {
 
     fn headers(&self) -> impl ExactSizeIterator<Item = &CownHeader> {
         std::iter::once(self.header())
-    }
-
-    fn single(&self) -> Option<&CownHeader> {
-        Some(self.header())
     }
 }
 

@@ -6,7 +6,7 @@
 
 use boc::engine::{
     Config, CownHeader, Engine, Home, MainConfig, MainRunner, Outcome, Payload, PlainWorkers, PoolOptions, Ready,
-    WaitOutcome,
+    Retired, WaitOutcome,
 };
 use boc::{Budget, Cown, Error, Runtime};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn engine() -> Engine<PlainWorkers> {
-    let config = Config { home: Home::Current, main: MainConfig { watchdog: None }, pool: PoolOptions::default() };
+    let config = Config { home: Home::Current, main: MainConfig { watchdog: None } };
     Engine::new(config, Arc::new(PlainWorkers)).unwrap()
 }
 
@@ -42,20 +42,20 @@ impl Payload for RecordThread {
 fn start_keeps_a_live_epoch_of_the_same_size_and_refuses_another() {
     let engine = engine();
     assert!(matches!(engine.count_in(), Err(Error::ShutDown)), "no epoch yet");
-    let first = engine.start(2).unwrap();
-    let again = engine.start(2).unwrap();
+    let first = engine.start(2, PoolOptions::default()).unwrap();
+    let again = engine.start(2, PoolOptions::default()).unwrap();
     assert!(Arc::ptr_eq(&first, &again));
     assert_eq!(first.n_workers(), 2);
-    assert!(matches!(engine.start(3), Err(Error::AlreadyRunning { live: 2, asked: 3 })));
+    assert!(matches!(engine.start(3, PoolOptions::default()), Err(Error::AlreadyRunning { live: 2, asked: 3 })));
     engine.shut_down();
-    assert!(matches!(engine.start(2), Err(Error::ShutDown)));
+    assert!(matches!(engine.start(2, PoolOptions::default()), Err(Error::ShutDown)));
     assert!(matches!(engine.count_in(), Err(Error::ShutDown)));
 }
 
 #[test]
 fn a_dropped_ticket_counts_out_and_wakes_the_home_thread() {
     let engine = engine();
-    engine.start(1).unwrap();
+    engine.start(1, PoolOptions::default()).unwrap();
     let ticket = engine.count_in().unwrap();
     assert_eq!(engine.n_in_flight(), 1);
     drop(ticket);
@@ -69,7 +69,7 @@ fn a_dropped_ticket_counts_out_and_wakes_the_home_thread() {
 #[test]
 fn send_home_is_counted_signalled_and_run_at_home() {
     let engine = engine();
-    engine.start(1).unwrap();
+    engine.start(1, PoolOptions::default()).unwrap();
     let n_wakes = Arc::new(AtomicUsize::new(0));
     let waker_wakes = Arc::clone(&n_wakes);
     engine.main().set_waker(Some(Box::new(move || {
@@ -92,7 +92,7 @@ fn send_home_gives_the_payload_back_when_nothing_can_be_counted_in() {
     let engine = engine();
     let (ran_on, _ran) = mpsc::channel();
     assert!(engine.send_home(RecordThread(ran_on.clone())).is_err(), "no epoch started");
-    engine.start(1).unwrap();
+    engine.start(1, PoolOptions::default()).unwrap();
     engine.shut_down();
     assert!(engine.send_home(RecordThread(ran_on)).is_err(), "shut down");
     assert_eq!(engine.main().len(), 0);
@@ -128,7 +128,7 @@ fn a_behavior_keeps_its_epoch_alive_after_the_engine_is_dropped() {
     };
     held_rx.recv().unwrap();
     let engine = engine();
-    engine.start(1).unwrap();
+    engine.start(1, PoolOptions::default()).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     let (done_tx, done_rx) = mpsc::channel();
     let ticket = engine.count_in().unwrap();
@@ -160,4 +160,26 @@ fn a_result_is_readable_as_soon_as_quiesce_returns() {
         assert_eq!(result.take().unwrap(), round, "not finished when quiesce returned");
         assert!(Instant::now() < deadline);
     }
+}
+
+/// The binding's epochs: retired once idle (joined by the caller), and the
+/// next one may have another worker count.
+#[test]
+fn an_idle_epoch_retires_and_the_next_may_have_another_count() {
+    let engine = engine();
+    assert!(matches!(engine.retire_if_idle(), Retired::NoEpoch));
+    let first = engine.start(1, PoolOptions::default()).unwrap();
+    let ticket = engine.count_in().unwrap();
+    assert!(matches!(engine.retire_if_idle(), Retired::Busy));
+    drop(ticket);
+    let Retired::Retired(retired) = engine.retire_if_idle() else { panic!("an idle epoch retires") };
+    assert!(Arc::ptr_eq(&retired, &first));
+    assert!(retired.is_closed());
+    retired.join();
+    assert!(engine.current().is_none());
+    assert!(matches!(engine.count_in(), Err(Error::ShutDown)), "nothing counts in on a retired epoch");
+    let second = engine.ensure_started(3, PoolOptions::default()).unwrap();
+    assert_eq!(second.n_workers(), 3);
+    let same = engine.ensure_started(5, PoolOptions::default()).unwrap();
+    assert!(Arc::ptr_eq(&same, &second), "ensure_started keeps a live epoch of any count");
 }

@@ -93,3 +93,45 @@ fn two_runtimes_on_one_home_thread_sharing_a_cown_need_both_pumped() {
     rt2.quiesce().unwrap();
     assert_eq!(p.take().unwrap(), 2);
 }
+
+/// A value a behavior captured is dropped after the behavior, before it is
+/// counted out: a wait from its `Drop` would wait for that behavior. Refused
+/// on every thread that finishes behaviors: a worker, and the home thread
+/// (inside its pump, and with zero workers).
+#[test]
+fn quiesce_in_the_drop_of_a_captured_value_is_refused() {
+    use std::sync::{Arc, Mutex};
+
+    struct WaitsWhenDropped {
+        handle: boc::Handle,
+        waited: Arc<Mutex<Vec<Result<(), Error>>>>,
+    }
+
+    impl Drop for WaitsWhenDropped {
+        fn drop(&mut self) {
+            let waited = self.handle.quiesce_timeout(Duration::from_secs(30));
+            self.waited.lock().unwrap().push(waited);
+        }
+    }
+
+    for n_workers in [0, 1] {
+        let rt = runtime(n_workers);
+        let waited = Arc::new(Mutex::new(Vec::new()));
+        let ordinary = Cown::new(0);
+        let pinned = PinnedCown::new(&rt, 0).unwrap();
+        let on_worker = WaitsWhenDropped { handle: rt.handle(), waited: Arc::clone(&waited) };
+        rt.when(&ordinary, move |_| {
+            let _moved_in = &on_worker;
+        });
+        let at_home = WaitsWhenDropped { handle: rt.handle(), waited: Arc::clone(&waited) };
+        rt.when(&pinned, move |_| {
+            let _moved_in = &at_home;
+        });
+        rt.quiesce_timeout(Duration::from_secs(30)).unwrap();
+        let waited = waited.lock().unwrap();
+        assert_eq!(waited.len(), 2, "{n_workers} workers: both values dropped");
+        for waited in waited.iter() {
+            assert!(matches!(waited, Err(Error::WaitInsideBehavior)), "{n_workers} workers: {waited:?}");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! Arguments are parsed by hand: options of xtask come first, anything after `--`
 //! is passed on to the program a command runs.
 
+mod bench;
 mod demo;
 mod loom;
 mod miri;
@@ -55,12 +56,15 @@ commands:
                                   runtime_drop and small_programs tests (Tree Borrows);
                                   --install adds the component first; skipped when miri
                                   is missing
-  bench [-- ARGS]                 cargo bench --bench runtime (writes BENCHMARKS.md); ARGS
-                                  go to the benchmark
-  bench --python [-- ARGS]        the Python benchmarks: boc vs bocpy on CPython 3.12, and
-                                  2 workers vs 1 on the free-threaded 3.13t (writes the
-                                  Python section of BENCHMARKS.md); ARGS go to
-                                  crates/boc-py/benches/run.py (--quick, --no-write, ...)
+  bench [--no-write] [-- ARGS]    cargo bench --bench runtime, then writes its section of
+                                  BENCHMARKS.md (not with --no-write); ARGS go to the
+                                  benchmark (--quick)
+  bench --python [--no-write] [-- ARGS]
+                                  the Python benchmarks: boc vs bocpy on CPython 3.12, and
+                                  2 workers vs 1 on the free-threaded 3.13t, then writes the
+                                  Python section of BENCHMARKS.md (not with --no-write);
+                                  ARGS go to crates/boc-py/benches/run.py (--quick,
+                                  --repeats N, --reference-boc-python PY, ...)
   tidy                            house-style checks: //! module docs, atomics only in the
                                   shims, one spelling, SAFETY comments on unsafe
   ci                              what .ci/run runs after its setup (currently: test)
@@ -83,7 +87,7 @@ enum Task {
     Ci,
     Tidy,
     Demo { demo_args: Vec<String> },
-    Bench { python: bool, bench_args: Vec<String> },
+    Bench { python: bool, write: bool, bench_args: Vec<String> },
     Loom { preemptions: u32, harness_args: Vec<String> },
     Fuzz { examples: u32, pytest_args: Vec<String> },
     Soak { runs: u32, pytest_args: Vec<String> },
@@ -113,13 +117,9 @@ fn run(task: Task) -> Result {
         Task::Test | Task::Ci => suite::run(&root).map_err(|err| format!("xtask test: {err}")),
         Task::Tidy => tidy::run(&root),
         Task::Demo { demo_args } => demo::run(&root, &demo_args),
-        Task::Bench { python: true, bench_args } => python::run_benchmarks(&root, &bench_args),
-        Task::Bench { python: false, bench_args } => {
-            let mut cmd = process::Cmd::cargo().args(["bench", "--bench", "runtime"]);
-            if !bench_args.is_empty() {
-                cmd = cmd.arg("--").args(bench_args);
-            }
-            cmd.run()
+        Task::Bench { python, write, bench_args } => {
+            let section = if python { bench::Section::Python } else { bench::Section::Rust };
+            bench::run(&root, section, write, &bench_args)
         }
         Task::Loom { preemptions, harness_args } => loom::run(&root, preemptions, &harness_args),
         Task::Fuzz { examples, pytest_args } => pytest::fuzz(&root, examples, &pytest_args),
@@ -160,14 +160,15 @@ fn parse(args: &[String]) -> Result<Task> {
         "tidy" => Task::Tidy,
         "demo" => Task::Demo { demo_args: passed_on },
         "bench" => {
-            let mut python = false;
+            let (mut python, mut write) = (false, true);
             for option in options.by_ref() {
                 match option.as_str() {
                     "--python" => python = true,
+                    "--no-write" => write = false,
                     _ => return Err(unexpected(command, option)),
                 }
             }
-            Task::Bench { python, bench_args: passed_on }
+            Task::Bench { python, write, bench_args: passed_on }
         }
         "loom" => {
             let mut preemptions = loom::DEFAULT_PREEMPTIONS;
@@ -257,11 +258,15 @@ mod tests {
         assert_eq!(parse_line("miri --install"), Ok(Task::Miri { install: true, test_args: vec![] }));
         assert_eq!(
             parse_line("bench -- --quick"),
-            Ok(Task::Bench { python: false, bench_args: vec!["--quick".into()] })
+            Ok(Task::Bench { python: false, write: true, bench_args: vec!["--quick".into()] })
         );
         assert_eq!(
             parse_line("bench --python -- --quick"),
-            Ok(Task::Bench { python: true, bench_args: vec!["--quick".into()] })
+            Ok(Task::Bench { python: true, write: true, bench_args: vec!["--quick".into()] })
+        );
+        assert_eq!(
+            parse_line("bench --no-write --python"),
+            Ok(Task::Bench { python: true, write: false, bench_args: vec![] })
         );
         assert_eq!(parse_line("fuzz"), Ok(Task::Fuzz { examples: pytest::DEFAULT_FUZZ_EXAMPLES, pytest_args: vec![] }));
         assert_eq!(

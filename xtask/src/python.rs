@@ -389,8 +389,8 @@ pub(crate) fn primary_venv(root: &Path) -> Result<Venv> {
 /// `cargo xtask bench --python`: boc against bocpy on the classic 3.12 (both installed
 /// in its environment), and 2 workers against 1 on the free-threaded 3.13t when it is
 /// found. The driver runs every side in its own process and writes the Python section
-/// of BENCHMARKS.md; `driver_args` go to it.
-pub(crate) fn run_benchmarks(root: &Path, driver_args: &[String]) -> Result {
+/// of BENCHMARKS.md to `report` (see `bench`); `driver_args` go to it.
+pub(crate) fn run_benchmarks(root: &Path, report: &Path, driver_args: &[String]) -> Result {
     let classic = prepare(root, &PYENV_3_12)?.ok_or_else(|| {
         format!(
             "the bocpy comparison needs CPython {}, not found ({})",
@@ -410,7 +410,7 @@ pub(crate) fn run_benchmarks(root: &Path, driver_args: &[String]) -> Result {
     if !driver_args.is_empty() {
         invocation = format!("{invocation} -- {}", driver_args.join(" "));
     }
-    driver.arg("--invocation").arg(invocation).args(driver_args).run()
+    driver.arg("--invocation").arg(invocation).arg("--report").arg(report).args(driver_args).run()
 }
 
 #[cfg(test)]

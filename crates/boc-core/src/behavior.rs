@@ -38,7 +38,7 @@ pub trait Payload: Send + 'static {
 
     /// After [`run`](Self::run): whether the body failed (for a runtime
     /// that records failures as results rather than unwinding). Read by
-    /// [`Ready::run_and_report`]. Default: never.
+    /// [`Ready::run`]. Default: never.
     fn failed(&self) -> bool {
         false
     }
@@ -172,33 +172,15 @@ unsafe impl Send for Ready {}
 
 impl Ready {
     /// Runs the body, then releases every cown (resolving the behaviors
-    /// waiting behind them) and frees the behavior. If the body panics, the
-    /// cowns are released during unwinding and the panic continues.
-    pub fn run(self) {
+    /// waiting behind them) and frees the behavior; returns whether the body
+    /// failed ([`Payload::failed`], read before the release). If the body
+    /// panics, the cowns are released during unwinding and the panic
+    /// continues.
+    pub fn run(self) -> bool {
         // SAFETY: we own the behavior and it has not run yet (`run` consumes
-        // the only handle). The release happens when `self` drops, also on
+        // the only handle); the payload is read after its run, while we still
+        // own the behavior. The release happens when `self` drops, also on
         // unwind.
-        unsafe { (self.header.as_ref().vtable.run)(self.header) };
-    }
-
-    /// Runs the body but keeps the cowns: they are released when the
-    /// returned [`Ran`] drops. For a runtime whose bodies run in a context
-    /// the release must stay out of (a binding that runs bodies attached to
-    /// an interpreter releases after detaching). If the body panics, the
-    /// cowns are released during unwinding and the panic continues.
-    pub fn run_held(self) -> Ran {
-        // SAFETY: as in `run`. On unwind `self` drops and releases.
-        unsafe { (self.header.as_ref().vtable.run)(self.header) };
-        let header = self.header;
-        std::mem::forget(self);
-        Ran { header }
-    }
-
-    /// [`run`](Self::run), then reports whether the body failed
-    /// ([`Payload::failed`]), read before the behavior is released.
-    pub fn run_and_report(self) -> bool {
-        // SAFETY: as in `run`; the payload is read after its run, while we
-        // still own the behavior.
         unsafe {
             (self.header.as_ref().vtable.run)(self.header);
             (self.header.as_ref().vtable.failed)(self.header)
@@ -239,38 +221,6 @@ impl std::fmt::Debug for Ready {
     }
 }
 
-/// A behavior whose body has run (by [`Ready::run_held`]) and which still
-/// holds its cowns; dropping it releases them (resolving the behaviors
-/// waiting behind them) and frees the behavior.
-pub struct Ran {
-    header: NonNull<Header>,
-}
-
-// SAFETY: as for `Ready`: the unique owner of its behavior.
-unsafe impl Send for Ran {}
-
-impl Ran {
-    /// Whether the body failed ([`Payload::failed`]).
-    pub fn failed(&self) -> bool {
-        // SAFETY: we own the behavior, which has run; the payload is read.
-        unsafe { (self.header.as_ref().vtable.failed)(self.header) }
-    }
-}
-
-impl Drop for Ran {
-    fn drop(&mut self) {
-        // SAFETY: we own the behavior, which holds all its cowns; `Ready`
-        // gave up its ownership (forgotten) when this was made.
-        unsafe { release_and_free(self.header) };
-    }
-}
-
-impl std::fmt::Debug for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ran").finish_non_exhaustive()
-    }
-}
-
 /// Schedules `payload` to run once it holds every cown in `cowns`.
 ///
 /// Cowns are acquired in key order; a cown named more than once is acquired
@@ -296,7 +246,7 @@ impl std::fmt::Debug for Ran {
 ///
 /// struct Inline;
 /// impl Dispatch for Inline {
-///     fn dispatch(&self, behavior: Ready) { behavior.run() }
+///     fn dispatch(&self, behavior: Ready) { behavior.run(); }
 /// }
 /// struct Log(&'static Mutex<Vec<u32>>, u32);
 /// impl Payload for Log {
@@ -321,7 +271,7 @@ where
     I::IntoIter: ExactSizeIterator,
 {
     // SAFETY: the caller upholds `schedule`'s contract.
-    unsafe { schedule_many(cowns, payload, flags, dispatcher, false) };
+    unsafe { schedule_any(cowns, payload, flags, dispatcher, false) };
 }
 
 /// [`schedule`], also returning a [`Watch`] through which the payload can be
@@ -338,35 +288,32 @@ where
     I::IntoIter: ExactSizeIterator,
 {
     // SAFETY: the caller upholds `schedule`'s contract.
-    unsafe { schedule_many(cowns, payload, flags, dispatcher, true) }.expect("a watched schedule returns a watch")
+    unsafe { schedule_any(cowns, payload, flags, dispatcher, true) }.expect("a watched schedule returns a watch")
 }
 
-/// [`schedule`] for a request set of exactly one cown: no sort, no loop.
+/// Both public schedules: a request set of exactly one cown takes the fast
+/// path (no sort, no loop).
 ///
 /// # Safety
 ///
 /// As for [`schedule`].
-pub unsafe fn schedule_one<P, D>(cown: &CownHeader, payload: P, flags: u32, dispatcher: &D)
+#[inline]
+unsafe fn schedule_any<'c, P, D, I>(cowns: I, payload: P, flags: u32, dispatcher: &D, watched: bool) -> Option<Watch>
 where
     P: Payload,
     D: Dispatch,
+    I: IntoIterator<Item = &'c CownHeader>,
+    I::IntoIter: ExactSizeIterator,
 {
-    // SAFETY: the caller upholds `schedule`'s contract.
-    unsafe { schedule_single(cown, payload, flags, dispatcher, false) };
-}
-
-/// [`schedule_one`] returning a [`Watch`], as [`schedule_watched`].
-///
-/// # Safety
-///
-/// As for [`schedule`].
-pub unsafe fn schedule_one_watched<P, D>(cown: &CownHeader, payload: P, flags: u32, dispatcher: &D) -> Watch
-where
-    P: Payload,
-    D: Dispatch,
-{
-    // SAFETY: the caller upholds `schedule`'s contract.
-    unsafe { schedule_single(cown, payload, flags, dispatcher, true) }.expect("a watched schedule returns a watch")
+    let mut cowns = cowns.into_iter();
+    if cowns.len() == 1
+        && let Some(cown) = cowns.next()
+    {
+        // SAFETY: the caller upholds `schedule`'s contract.
+        return unsafe { schedule_single(cown, payload, flags, dispatcher, watched) };
+    }
+    // SAFETY: as above.
+    unsafe { schedule_many(cowns, payload, flags, dispatcher, watched) }
 }
 
 /// Writes the block (header and payload) of a behavior whose requests are

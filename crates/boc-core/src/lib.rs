@@ -13,7 +13,7 @@
 //! `PROTOCOL.md` next to this crate's sources.
 //!
 //! ```
-//! use boc_core::{CownHeader, Dispatch, Payload, Ready, schedule_one};
+//! use boc_core::{CownHeader, Dispatch, Payload, Ready, schedule};
 //! use std::sync::mpsc;
 //!
 //! /// Dispatches ready behaviors into a channel drained by this thread.
@@ -31,7 +31,7 @@
 //! let queue = Queue(tx);
 //! let cown = CownHeader::new();
 //! // SAFETY: `cown` and `queue` outlive the behavior, run below.
-//! unsafe { schedule_one(&cown, Hello, 0, &queue) };
+//! unsafe { schedule([&cown], Hello, 0, &queue) };
 //! rx.recv().unwrap().run();
 //! assert!(cown.is_idle());
 //! ```
@@ -47,7 +47,5 @@ mod loom_tests;
 #[cfg(test)]
 mod tests;
 
-pub use behavior::{
-    Dispatch, Payload, Ran, Ready, Watch, schedule, schedule_one, schedule_one_watched, schedule_watched,
-};
+pub use behavior::{Dispatch, Payload, Ready, Watch, schedule, schedule_watched};
 pub use cown::{CownHeader, Held};

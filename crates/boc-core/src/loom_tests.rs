@@ -25,7 +25,7 @@
 //! read-modify-writes in one total order, so weakening it to Relaxed goes
 //! unnoticed by these models.
 
-use crate::{CownHeader, Dispatch, Payload, Ready, schedule, schedule_one};
+use crate::{CownHeader, Dispatch, Payload, Ready, schedule};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -113,7 +113,9 @@ impl Queue {
         loop {
             let next = self.0.lock().unwrap().pop();
             match next {
-                Some(behavior) => behavior.run(),
+                Some(behavior) => {
+                    behavior.run();
+                }
                 None => return,
             }
         }
@@ -212,7 +214,7 @@ fn loom_release_races_late_link() {
                 let after_2 = done_2.load(Ordering::Acquire);
                 let body = Body { id: 1, cowns: vec![a.clone()], ran };
                 // SAFETY: the payload owns the cown; `Inline` is a unit.
-                unsafe { schedule_one(&a.header, body, 0, &Inline) };
+                unsafe { schedule([&a.header], body, 0, &Inline) };
                 done_1.store(true, Ordering::Release);
                 after_2
             })
@@ -402,7 +404,7 @@ fn loom_watch_races_release() {
         let answer = Answer { cown: Some(a.clone()), result: UnsafeCell::new(0), drops: drops.clone() };
         // SAFETY: the payload owns the cown until released; the queue is held
         // until the behavior has run.
-        let watch = unsafe { crate::schedule_one_watched(&a.header, answer, 0, &*queue) };
+        let watch = unsafe { crate::schedule_watched([&a.header], answer, 0, &*queue) };
         let runner = {
             let queue = queue.clone();
             thread::spawn(move || queue.drain())
@@ -457,8 +459,8 @@ fn loom_two_predecessors_on_two_threads() {
         // SAFETY: the payloads own their cowns; `routed` is held until all
         // behaviors have run (both runners are joined below).
         unsafe {
-            schedule_one(&a.header, body(1, &[&a]), QUEUED, &*routed);
-            schedule_one(&b.header, body(2, &[&b]), QUEUED, &*routed);
+            schedule([&a.header], body(1, &[&a]), QUEUED, &*routed);
+            schedule([&b.header], body(2, &[&b]), QUEUED, &*routed);
             schedule([&a.header, &b.header], body(3, &[&a, &b]), 0, &*routed);
         }
         let runners: Vec<_> = (0..2)

@@ -1,6 +1,6 @@
 //! Unit tests of the protocol through the public API. Small enough for Miri.
 
-use crate::{CownHeader, Dispatch, Payload, Ready, schedule, schedule_one};
+use crate::{CownHeader, Dispatch, Payload, Ready, schedule};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -81,7 +81,7 @@ fn keys_increase() {
 fn single_cown_runs_once_and_goes_idle() {
     let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
     // SAFETY: cown and queue outlive the behavior, run before they drop.
-    unsafe { schedule_one(&cown, Record::new(1, &log), 7, &queue) };
+    unsafe { schedule([&cown], Record::new(1, &log), 7, &queue) };
     assert!(!cown.is_idle());
     let behavior = queue.pop().expect("a free cown makes the behavior ready at once");
     assert_eq!(behavior.flags(), 7);
@@ -96,7 +96,7 @@ fn chain_on_one_cown_waits_and_keeps_order() {
     let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
     for id in 0..5 {
         // SAFETY: cown and queue outlive the behaviors.
-        unsafe { schedule_one(&cown, Record::new(id, &log), 0, &queue) };
+        unsafe { schedule([&cown], Record::new(id, &log), 0, &queue) };
     }
     for id in 0..5 {
         assert_eq!(queue.len(), 1, "exactly one behavior holds the cown");
@@ -186,8 +186,8 @@ fn dropping_a_ready_behavior_releases_without_running() {
     first.drops = Some(Arc::clone(&drops));
     // SAFETY: cown and queue outlive the behaviors.
     unsafe {
-        schedule_one(&cown, first, 0, &queue);
-        schedule_one(&cown, Record::new(2, &log), 0, &queue);
+        schedule([&cown], first, 0, &queue);
+        schedule([&cown], Record::new(2, &log), 0, &queue);
     }
     drop(queue.pop().unwrap());
     assert_eq!(*drops.lock().unwrap(), 1, "the payload is dropped");
@@ -203,7 +203,7 @@ fn payload_drops_once_after_run() {
     let mut record = Record::new(1, &log);
     record.drops = Some(Arc::clone(&drops));
     // SAFETY: cown and dispatcher outlive the behavior, run inline.
-    unsafe { schedule_one(&cown, record, 0, &Inline) };
+    unsafe { schedule([&cown], record, 0, &Inline) };
     assert_eq!(*drops.lock().unwrap(), 1);
     assert_eq!(*log.lock().unwrap(), [1]);
 }
@@ -221,8 +221,8 @@ fn panicking_body_still_releases() {
     let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
     // SAFETY: cown and queue outlive the behaviors.
     unsafe {
-        schedule_one(&cown, Panics, 0, &queue);
-        schedule_one(&cown, Record::new(2, &log), 0, &queue);
+        schedule([&cown], Panics, 0, &queue);
+        schedule([&cown], Record::new(2, &log), 0, &queue);
     }
     let failing = queue.pop().unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| failing.run()));
@@ -337,7 +337,7 @@ fn watch_sees_the_payload_after_the_run_and_frees_last() {
     let (cown, queue) = (CownHeader::new(), Queue::default());
     let drops = Arc::new(Mutex::new(0));
     // SAFETY: cown and queue outlive the behavior.
-    let watch = unsafe { crate::schedule_one_watched(&cown, answer(&drops), 0, &queue) };
+    let watch = unsafe { crate::schedule_watched([&cown], answer(&drops), 0, &queue) };
     assert!(!watch.is_done());
     // SAFETY: `Answer` is the scheduled payload type.
     assert!(unsafe { watch.payload::<Answer>() }.is_none());
@@ -369,7 +369,7 @@ fn watch_of_a_behavior_dropped_unrun_is_done_without_a_value() {
     let (cown, queue) = (CownHeader::new(), Queue::default());
     let drops = Arc::new(Mutex::new(0));
     // SAFETY: cown and queue outlive the behavior.
-    let watch = unsafe { crate::schedule_one_watched(&cown, answer(&drops), 0, &queue) };
+    let watch = unsafe { crate::schedule_watched([&cown], answer(&drops), 0, &queue) };
     drop(queue.pop().unwrap());
     assert!(watch.is_done());
     // SAFETY: `Answer` is the scheduled payload type.
@@ -388,7 +388,7 @@ fn watch_and_run_race_from_two_threads() {
     let queue = Arc::new(Queue::default());
     for _ in 0..n {
         // SAFETY: the Arcs keep cown and queue alive past the run below.
-        let watch = unsafe { crate::schedule_one_watched(&cown, answer(&drops), 0, &*queue) };
+        let watch = unsafe { crate::schedule_watched([&*cown], answer(&drops), 0, &*queue) };
         let runner = {
             let queue = Arc::clone(&queue);
             std::thread::spawn(move || queue.pop().unwrap().run())
@@ -404,7 +404,7 @@ fn a_hold_from_outside_queues_behaviors_behind_it() {
     let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
     let held = cown.try_acquire().expect("idle");
     // SAFETY: cown and queue outlive the behavior.
-    unsafe { schedule_one(&cown, Record::new(1, &log), 0, &queue) };
+    unsafe { schedule([&cown], Record::new(1, &log), 0, &queue) };
     assert_eq!(queue.len(), 0, "the behavior waits for the hold");
     assert!(cown.try_acquire().is_none(), "not idle: held, and a behavior waits");
     drop(held);
@@ -417,7 +417,7 @@ fn a_hold_from_outside_queues_behaviors_behind_it() {
 fn a_hold_is_refused_while_a_behavior_holds_the_cown() {
     let (cown, queue, log) = (CownHeader::new(), Queue::default(), log());
     // SAFETY: cown and queue outlive the behavior.
-    unsafe { schedule_one(&cown, Record::new(1, &log), 0, &queue) };
+    unsafe { schedule([&cown], Record::new(1, &log), 0, &queue) };
     assert!(cown.try_acquire().is_none());
     queue.run_all();
     let held = cown.try_acquire().expect("idle again after the release");
@@ -473,23 +473,4 @@ fn holds_race_schedules_from_threads() {
     // SAFETY: every behavior ran inline and all threads are joined.
     let total: u64 = shared.values.iter().map(|v| unsafe { *v.get() }).sum();
     assert_eq!(total, 300);
-}
-
-#[test]
-fn run_held_releases_when_dropped() {
-    let (log, queue) = (log(), Queue::default());
-    let cown = CownHeader::new();
-    // SAFETY: the cown and the queue outlive both behaviors, run below.
-    unsafe {
-        schedule_one(&cown, Record::new(1, &log), 0, &queue);
-        schedule_one(&cown, Record::new(2, &log), 0, &queue);
-    }
-    let ran = queue.pop().expect("the first behavior is ready").run_held();
-    assert_eq!(*log.lock().unwrap(), [1]);
-    assert!(!ran.failed());
-    assert_eq!(queue.len(), 0, "the successor waits while the cown is held");
-    drop(ran);
-    queue.run_all();
-    assert_eq!(*log.lock().unwrap(), [1, 2]);
-    assert!(cown.is_idle());
 }

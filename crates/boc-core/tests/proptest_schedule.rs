@@ -4,9 +4,7 @@
 //! schedules, serializability (the per-cown orders have no cycle) and that
 //! every behavior ran exactly once and every cown ended idle.
 
-use boc_core::{
-    CownHeader, Dispatch, Payload, Ready, Watch, schedule, schedule_one, schedule_one_watched, schedule_watched,
-};
+use boc_core::{CownHeader, Dispatch, Payload, Ready, Watch, schedule, schedule_watched};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use std::collections::VecDeque;
@@ -205,9 +203,9 @@ fn run_and_check(program: &Program) -> Result<(), String> {
                     // every behavior (the main thread holds it until all ran).
                     unsafe {
                         match (spec.cowns.as_slice(), spec.watched) {
-                            ([only], false) => schedule_one(&cowns[*only].header, body, 0, &*pool),
+                            ([only], false) => schedule([&cowns[*only].header], body, 0, &*pool),
                             ([only], true) => {
-                                watches.push((id, schedule_one_watched(&cowns[*only].header, body, 0, &*pool)))
+                                watches.push((id, schedule_watched([&cowns[*only].header], body, 0, &*pool)))
                             }
                             (_, false) => schedule(headers, body, 0, &*pool),
                             (_, true) => watches.push((id, schedule_watched(headers, body, 0, &*pool))),

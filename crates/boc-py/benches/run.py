@@ -38,15 +38,25 @@ rewrites only the text between its two markers, which that benchmark keeps.
 
 With ``--reference-boc-python PY`` (an environment with another build of boc,
 say the commit before a change), every boc-against-bocpy row also times that
-build, rotating the three sides over the repeats (ABC, CBA, BCA, ...), and a
-second table compares the two builds' speedups over bocpy: a guard against a
-change that costs performance. Nothing is written then (``--no-write``).
+build. The option may be given several times, one build each (an A/B of
+several variants); ``--reference-label`` names them, paired by position (the
+first label with the first build; a build without one is "reference N", N
+counted from 1). All the sides of a row are rotated over the repeats so that
+each takes each position in turn (``rotation``: ABC, CBA, BCA, ... for three).
+Two more tables follow: each side's median time and spread, and the speedups
+over bocpy of this build and of each reference, with this build's change
+against each: a guard against a change that costs performance. No report is
+written then.
+
+The script prints; with ``--report PATH`` it also writes the Python section of
+BENCHMARKS.md to PATH, which ``cargo xtask bench --python`` puts into that
+file (xtask/src/bench.rs, the one writer of BENCHMARKS.md).
 
 Usage (xtask passes the interpreters)::
 
     python run.py --bocpy-python PY --boc-python PY [--ft-python PY]
-                  [--reference-boc-python PY --reference-label TEXT]
-                  [--quick] [--repeats N] [--no-write | --out PATH]
+                  [--reference-boc-python PY [--reference-label TEXT]]...
+                  [--quick] [--repeats N] [--report PATH]
 """
 
 import argparse
@@ -56,16 +66,11 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
-
-#: The Python section of BENCHMARKS.md lies between these lines; benches/runtime.rs
-#: uses the same two when it rewrites the Rust section.
-SECTION_BEGIN = "<!-- python benchmarks: begin -->"
-SECTION_END = "<!-- python benchmarks: end -->"
 
 #: No single sample may take longer than this (seconds): a hang fails the run.
 SAMPLE_TIMEOUT = 600
@@ -112,8 +117,14 @@ class Row:
     iterations: int = None
     #: What the per-item time is per: the workload's `n` counts these.
     unit: str = "behavior"
-    #: Another build of the candidate, timed alongside (``--reference-boc-python``).
-    reference: Side = None
+    #: Other builds of the candidate, timed alongside (``--reference-boc-python``):
+    #: (label, side) pairs.
+    references: list = field(default_factory=list)
+
+    def sides(self):
+        """(label, side) of every side: baseline, candidate (both unlabelled), then
+        the references."""
+        return [(None, self.baseline), (None, self.candidate), *self.references]
 
 
 def per_unit(seconds, n, unit):
@@ -127,33 +138,69 @@ def per_unit(seconds, n, unit):
 
 
 def rotation(roles, repeat):
-    """The order of the sides in repeat `repeat`: ABBA for two sides; for three,
-    each side takes each position in turn, forwards then backwards."""
+    """The order of the sides in repeat `repeat`, for any number N of them: the
+    roles shifted by one every two repeats, in that order in an even repeat and
+    reversed in the odd one after it. ABBA for two sides; ABC, CBA, BCA, ACB, CAB,
+    BAC for three. Every two repeats (an order and its reverse) put each side at
+    the middle position on average; every 2N repeats each side has taken each
+    position exactly twice."""
     shift = (repeat // 2) % len(roles)
     order = roles[shift:] + roles[:shift]
     return order if repeat % 2 == 0 else order[::-1]
 
 
 def compare(row, repeats):
-    """Times the sides of `row` (baseline, candidate and a reference build if any),
-    alternating them over the repeats; returns each side's samples and last report."""
-    roles = ["baseline", "candidate"] + (["reference"] if row.reference else [])
-    samples = {role: [] for role in roles}
-    reports = {}
+    """Times the sides of `row` (`Row.sides`: baseline, candidate, then every
+    reference build), rotating them over the repeats; returns each side's samples
+    and last report, in that order."""
+    sides = row.sides()
+    samples = [[] for _ in sides]
+    reports = [None] * len(sides)
     for repeat in range(repeats):
-        for role in rotation(roles, repeat):
-            side = getattr(row, role)
+        for side_idx in rotation(list(range(len(sides))), repeat):
+            label, side = sides[side_idx]
             report = side.measure(row.workload, row.n, row.warmup, row.iterations)
-            samples[role].append(report["seconds"])
-            reports[role] = report
-            name = side_name(side, report) + (" (reference)" if role == "reference" else "")
+            samples[side_idx].append(report["seconds"])
+            reports[side_idx] = report
+            name = side_name(side, report) + (f" ({label})" if label else "")
             print(f"  {row.workload:<15} {name:<38} {report['seconds'] * 1e3:9.1f} ms", flush=True)
     return samples, reports
 
 
+def against_references(row, samples):
+    """For a row timed with reference builds: prints each build's speedup over the
+    baseline, and returns the row's lines of the two tables after the section
+    (each side's time; the speedups and this build's change against each
+    reference). Ratios per repeat divide samples of the same repeat, which were
+    taken side by side."""
+    baseline_samples, candidate_samples, *reference_samples = samples
+    baseline = statistics.median(baseline_samples)
+    speedup = baseline / statistics.median(candidate_samples)
+    now_ratios = [b / c for b, c in zip(baseline_samples, candidate_samples)]
+    summary = [f"this build {speedup:.2f}x"]
+    guard = [f"{speedup:.2f}x ({spread(now_ratios)})"]
+    for (label, _), reference in zip(row.references, reference_samples):
+        earlier = baseline / statistics.median(reference)
+        change = speedup / earlier - 1
+        earlier_ratios = [b / r for b, r in zip(baseline_samples, reference)]
+        changes = [now / then - 1 for now, then in zip(now_ratios, earlier_ratios)]
+        summary.append(f"{label} {earlier:.2f}x ({change:+.1%})")
+        guard.append(f"{earlier:.2f}x ({spread(earlier_ratios)}), this build {change:+.1%} "
+                     f"({'/'.join(f'{value:+.1%}' for value in spread_values(changes))})")
+    print(f"  => {'; '.join(summary)}", flush=True)
+    times = [f"{statistics.median(side) * 1e3:.2f} ms ({spread([t * 1e3 for t in side])})" for side in samples]
+    short_name = row.name.split(":")[0]
+    return f"| {short_name} | {' | '.join(times)} |", f"| {short_name} | {' | '.join(guard)} |"
+
+
+def spread_values(values):
+    """(min, median, max) of `values`."""
+    return min(values), statistics.median(values), max(values)
+
+
 def spread(values):
     """`min/median/max` of `values`."""
-    return f"{min(values):.2f}/{statistics.median(values):.2f}/{max(values):.2f}"
+    return "/".join(f"{value:.2f}" for value in spread_values(values))
 
 
 def side_name(side, report):
@@ -191,15 +238,21 @@ def main():
     parser.add_argument("--ft-python", help="free-threaded interpreter with boc installed")
     parser.add_argument("--repeats", type=int, help="samples per side (default 5, --quick 3)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run: fewer behaviors and repeats")
-    parser.add_argument("--no-write", action="store_true", help="print the section only")
-    parser.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"), help="file to write the section into")
+    parser.add_argument("--report", help="file to write the Python section of BENCHMARKS.md to (xtask passes one)")
     parser.add_argument("--invocation", help="the command to report (xtask passes its own)")
-    parser.add_argument("--reference-boc-python",
-                        help="interpreter with another build of boc, timed in every bocpy row too")
-    parser.add_argument("--reference-label", default="reference", help="what the reference build is")
+    parser.add_argument("--reference-boc-python", action="append", default=[],
+                        help="interpreter with another build of boc, timed in every bocpy row too; "
+                             "may be given several times")
+    parser.add_argument("--reference-label", action="append", default=[],
+                        help="what the reference build is, one per --reference-boc-python, by position "
+                             "(default: reference N)")
     args = parser.parse_args()
+    if len(args.reference_label) > len(args.reference_boc_python):
+        parser.error("--reference-label is given more times than --reference-boc-python")
+    reference_labels = args.reference_label + [
+        f"reference {idx + 1}" for idx in range(len(args.reference_label), len(args.reference_boc_python))]
     if args.reference_boc_python:
-        args.no_write = True
+        args.report = None  # a comparison of builds, not a result to publish
 
     n, warmup, repeats = (2_000, 200, 3) if args.quick else (20_000, 1_000, 5)
     repeats = args.repeats or repeats
@@ -211,7 +264,8 @@ def main():
 
     bocpy = Side(args.bocpy_python, "bocpy_side.py", workers=1)
     boc = Side(args.boc_python, "boc_side.py", workers=1)
-    reference = Side(args.reference_boc_python, "boc_side.py", workers=1) if args.reference_boc_python else None
+    references = [(label, Side(python, "boc_side.py", workers=1))
+                  for label, python in zip(reference_labels, args.reference_boc_python)]
     rows = [
         Row(f"chain: {n:,} null behaviors on one cown", "chain", n, warmup, bocpy, boc, goal=5.0),
         Row(f"fanout: {n:,} null behaviors, each on its own cown", "fanout", n, warmup, bocpy, boc, goal=5.0),
@@ -244,40 +298,34 @@ def main():
 
     for row in rows:
         if row.baseline is bocpy:
-            row.reference = reference
+            row.references = references
 
     started = time.perf_counter()
     table = []
+    times = []
     guard = []
     interpreters = {}
     for row in rows:
         print(f"{row.name}", flush=True)
         samples, reports = compare(row, repeats)
-        baseline = statistics.median(samples["baseline"])
-        candidate = statistics.median(samples["candidate"])
+        baseline = statistics.median(samples[0])
+        candidate = statistics.median(samples[1])
         speedup = baseline / candidate
-        if row.reference:
-            earlier = baseline / statistics.median(samples["reference"])
-            change = speedup / earlier - 1
-            # Per-repeat ratios (samples of a repeat were taken side by side).
-            now_ratios = [b / c for b, c in zip(samples["baseline"], samples["candidate"])]
-            earlier_ratios = [b / r for b, r in zip(samples["baseline"], samples["reference"])]
-            print(f"  => {args.reference_label} {earlier:.2f}x, this build {speedup:.2f}x ({change:+.1%})",
-                  flush=True)
-            guard.append(f"| {row.name.split(':')[0]} | {earlier:.2f}x ({spread(earlier_ratios)}) "
-                         f"| {speedup:.2f}x ({spread(now_ratios)}) | {change:+.1%} |")
+        if row.references:
+            times_line, guard_line = against_references(row, samples)
+            times.append(times_line)
+            guard.append(guard_line)
         if row.goal is None:
             goal = met = "—"
             print(f"  => speedup {speedup:.2f}x (no goal)", flush=True)
         else:
             goal, met = f">= {row.goal}x", "yes" if speedup >= row.goal else "NO"
             print(f"  => speedup {speedup:.2f}x (goal {goal}: {met})", flush=True)
-        for role in ("baseline", "candidate"):
-            report = reports[role]
+        for report in reports[:2]:
             interpreters.setdefault(report["runtime"], set()).add(interpreter(report))
-        table.append(f"| {row.name} | {side_name(row.baseline, reports['baseline'])} "
+        table.append(f"| {row.name} | {side_name(row.baseline, reports[0])} "
                      f"| {per_unit(baseline, row.n, row.unit)} "
-                     f"| {side_name(row.candidate, reports['candidate'])} "
+                     f"| {side_name(row.candidate, reports[1])} "
                      f"| {per_unit(candidate, row.n, row.unit)} "
                      f"| {speedup:.2f}x | {goal} | {met} |")
     if not args.ft_python:
@@ -289,7 +337,6 @@ def main():
     versions = "; ".join(f"{runtime} on {', '.join(sorted(pythons))}"
                          for runtime, pythons in sorted(interpreters.items()))
     section = "\n".join([
-        SECTION_BEGIN,
         "## Python",
         "",
         f"Written by `{invocation}` (crates/boc-py/benches/run.py) in {elapsed:.0f} s. "
@@ -331,21 +378,28 @@ def main():
           for name in ("attach", "polling 1 ms")),
         f"| attach / polling | {latency['attach']['p50_us'] / latency['polling 1 ms']['p50_us']:.3f}x "
         f"| {latency['attach']['p99_us'] / latency['polling 1 ms']['p99_us']:.3f}x |",
-        SECTION_END,
     ])
     print()
     print(section)
     if guard:
+        labels = [label for label, _ in references]
         print()
-        print(f"Speedup over bocpy, {args.reference_label} against this build (median, and min/median/max "
-              f"of the per-repeat ratios), {repeats} repeats, the three sides rotated:")
+        print(f"Time per side: median, and min/median/max over the {repeats} repeats (ms), the "
+              f"{2 + len(labels)} sides rotated:")
         print()
-        print(f"| row | {args.reference_label} | this build | change |")
-        print("|---|---|---|---|")
+        print(f"| row | bocpy | this build | {' | '.join(labels)} |")
+        print("|---" * (3 + len(labels)) + "|")
+        print("\n".join(times))
+        print()
+        print(f"Speedup over bocpy of this build and of each reference (median, and min/median/max of the "
+              f"per-repeat ratios), and this build's change against that reference (from the medians, and "
+              f"min/median/max per repeat; above 0 means this build is faster), {repeats} repeats:")
+        print()
+        print(f"| row | this build | {' | '.join(labels)} |")
+        print("|---" * (2 + len(labels)) + "|")
         print("\n".join(guard))
-    if not args.no_write:
-        write_section(Path(args.out), section)
-        print(f"bench: wrote the Python section of {args.out}")
+    if args.report:
+        Path(args.report).write_text(section + "\n", encoding="utf-8")
 
 
 def aio_latency(python, n_samples):
@@ -358,20 +412,6 @@ def aio_latency(python, n_samples):
     print(f"aio latency: attach p50 {attach['p50_us']:.1f} us, p99 {attach['p99_us']:.1f} us; "
           f"polling p50 {polling['p50_us']:.1f} us, p99 {polling['p99_us']:.1f} us", flush=True)
     return report
-
-
-def write_section(path, section):
-    """Replaces the text between the markers in `path`, or appends the section."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = "# Benchmarks\n"
-    begin, end = text.find(SECTION_BEGIN), text.find(SECTION_END)
-    if 0 <= begin < end:
-        text = text[:begin] + section + text[end + len(SECTION_END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -14,21 +14,36 @@ pub(crate) fn type_name(object: &Bound<'_, PyAny>) -> String {
     object.get_type().name().map_or_else(|_| "an object".to_owned(), |name| name.to_string())
 }
 
-/// An optional callable argument: `None` (or absent) is `None`; anything
-/// else must be callable, or `TypeError` says `{expected}, not <type>`.
-pub(crate) fn optional_callable<'a, 'py>(
-    value: Option<&'a Bound<'py, PyAny>>,
-    expected: &str,
-) -> PyResult<Option<&'a Bound<'py, PyAny>>> {
-    match value.filter(|value| !value.is_none()) {
-        Some(value) if !value.is_callable() => {
-            Err(PyTypeError::new_err(format!("{expected}, not {}", type_name(value))))
+/// Converts `Self` from a Python argument, by a rule this module states once.
+/// Each type below is the one rule for one kind of argument, so a
+/// `#[pyfunction]` names the type and PyO3 applies it: an argument that is
+/// absent or `None` is `Option::None` at the function (where `None` means
+/// something of its own, the type's docs say what), anything else goes
+/// through the type's `extract`.
+///
+/// The messages name the argument themselves, as every error of the API does.
+/// PyO3 puts `argument '<name>': ` before a `TypeError` raised while it
+/// converts an argument (not before a `ValueError`), so a wrong type reads
+/// `argument 'timeout': timeout must be a number of seconds (or None to wait
+/// forever), not str`; docs/python-misuse.md quotes them so.
+macro_rules! from_py {
+    ($type:ty, |$value:ident| $body:expr) => {
+        impl<'a, 'py> FromPyObject<'a, 'py> for $type {
+            type Error = PyErr;
+
+            fn extract(value: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+                let $value: &Bound<'py, PyAny> = &value;
+                $body
+            }
         }
-        value => Ok(value),
-    }
+    };
 }
 
-pub(crate) fn worker_count(workers: &Bound<'_, PyAny>) -> PyResult<usize> {
+/// `start`'s `workers`: an `int` from 0 to [`MAX_WORKERS`], never a `bool`.
+/// (`None`: the default count.)
+pub(crate) struct Workers(pub(crate) usize);
+
+from_py!(Workers, |workers| {
     if workers.is_instance_of::<PyBool>() || !workers.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!(
             "workers must be an int (or None for the default), not {}",
@@ -39,8 +54,9 @@ pub(crate) fn worker_count(workers: &Bound<'_, PyAny>) -> PyResult<usize> {
     usize::try_from(n_workers)
         .ok()
         .filter(|n| *n <= MAX_WORKERS)
+        .map(Workers)
         .ok_or_else(|| PyValueError::new_err(format!("workers must be between 0 and {MAX_WORKERS}, not {workers}")))
-}
+});
 
 /// A number argument: an `int` or a `float`, never a `bool`. An `int` too
 /// large for a float is an infinity of its sign: every bound of the API
@@ -57,22 +73,31 @@ fn number(name: &str, what: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     }
 }
 
-/// A timeout in seconds: `None` (forever), or a number >= 0; one too large
-/// to represent (`inf`, `1e300`, `10**400`) is as good as forever.
-pub(crate) fn timeout_arg(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    let Some(timeout) = timeout.filter(|timeout| !timeout.is_none()) else { return Ok(None) };
+/// A `timeout` in seconds, a number >= 0; `Timeout(None)` if it is too large
+/// to represent (`inf`, `1e300`, `10**400`): as good as forever, as is the
+/// argument `None` (see [`Timeout::of`]).
+pub(crate) struct Timeout(Option<Duration>);
+
+impl Timeout {
+    /// How long an optional `timeout` argument waits: `None` is forever.
+    pub(crate) fn of(timeout: Option<Self>) -> Option<Duration> {
+        timeout.and_then(|Self(within)| within)
+    }
+}
+
+from_py!(Timeout, |timeout| {
     let seconds = number("timeout", "a number of seconds (or None to wait forever)", timeout)?;
     if seconds.is_nan() || seconds < 0.0 {
         return Err(PyValueError::new_err(format!(
             "timeout must be a number of seconds >= 0 (or None to wait forever), not {timeout}"
         )));
     }
-    Ok(Duration::try_from_secs_f64(seconds).ok())
-}
+    Ok(Self(Duration::try_from_secs_f64(seconds).ok()))
+});
 
 /// A positive number of milliseconds; `None` if it is too large to
 /// represent (`inf`, `1e300`, `10**400`), which callers read as unbounded.
-pub(crate) fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResult<Option<Duration>> {
+fn millis(name: &str, value: &Bound<'_, PyAny>, none_means: &str) -> PyResult<Option<Duration>> {
     let what = format!("a positive number of milliseconds (or None {none_means})");
     let millis = number(name, &what, value)?;
     if millis.is_nan() || millis <= 0.0 {
@@ -81,7 +106,17 @@ pub(crate) fn millis_arg(name: &str, value: &Bound<'_, PyAny>, none_means: &str)
     Ok(Duration::try_from_secs_f64(millis / 1000.0).ok())
 }
 
-pub(crate) fn max_behaviors_arg(bound: &Bound<'_, PyAny>) -> PyResult<usize> {
+/// `pump`'s `deadline_ms`: a positive number of milliseconds; `DeadlineMs(None)`
+/// if too large to represent, which is no deadline (as is the argument `None`).
+pub(crate) struct DeadlineMs(pub(crate) Option<Duration>);
+
+from_py!(DeadlineMs, |deadline_ms| Ok(Self(millis("deadline_ms", deadline_ms, "for no deadline")?)));
+
+/// `pump`'s `max_behaviors`: a positive `int`, never a `bool`; one too large
+/// for a count is no practical limit. (`None`: no limit.)
+pub(crate) struct MaxBehaviors(pub(crate) usize);
+
+from_py!(MaxBehaviors, |bound| {
     let what = "a positive int (or None for no limit)";
     if bound.is_instance_of::<PyBool>() || !bound.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!("max_behaviors must be {what}, not {}", type_name(bound))));
@@ -89,24 +124,60 @@ pub(crate) fn max_behaviors_arg(bound: &Bound<'_, PyAny>) -> PyResult<usize> {
     if !bound.gt(0)? {
         return Err(PyValueError::new_err(format!("max_behaviors must be {what}, not {bound}")));
     }
-    // A positive int too large for a count means no practical limit.
-    Ok(bound.extract::<usize>().unwrap_or(usize::MAX))
-}
+    Ok(Self(bound.extract::<usize>().unwrap_or(usize::MAX)))
+});
 
-/// `set_pump_watchdog`'s `warn_ms`: a threshold, or `None` for off.
+/// `pump`'s `raise_on_error`: a `bool`, nothing merely truthy. (`None`: `False`.)
+pub(crate) struct RaiseOnError(pub(crate) bool);
+
+from_py!(RaiseOnError, |flag| match flag.cast::<PyBool>() {
+    Ok(flag) => Ok(Self(flag.is_true())),
+    Err(_) => Err(PyTypeError::new_err(format!("raise_on_error must be a bool, not {}", type_name(flag)))),
+});
+
+/// `set_pump_watchdog`'s `warn_ms`: a threshold, or `None` for off (the one
+/// argument here whose `None` is a value of the type: its default is not `None`).
 pub(crate) enum WarnMs {
     Off,
     After(Duration),
 }
 
-impl<'a, 'py> FromPyObject<'a, 'py> for WarnMs {
+from_py!(WarnMs, |warn_ms| {
+    if warn_ms.is_none() {
+        return Ok(Self::Off);
+    }
+    // A threshold too large to represent is never reached.
+    Ok(Self::After(millis("warn_ms", warn_ms, "to turn the watchdog off")?.unwrap_or(Duration::MAX)))
+});
+
+/// A callable argument; `what` says what it must be, for the `TypeError`.
+fn callable<'py>(value: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+    if value.is_callable() {
+        Ok(value.clone())
+    } else {
+        Err(PyTypeError::new_err(format!("{what}, not {}", type_name(value))))
+    }
+}
+
+/// `receive`'s `after`: called when the timeout expires. (`None`: none.)
+pub(crate) struct After<'py>(pub(crate) Bound<'py, PyAny>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for After<'py> {
     type Error = PyErr;
 
-    fn extract(warn_ms: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if warn_ms.is_none() {
-            return Ok(Self::Off);
-        }
-        // A threshold too large to represent is never reached.
-        Ok(Self::After(millis_arg("warn_ms", &warn_ms, "to turn the watchdog off")?.unwrap_or(Duration::MAX)))
+    fn extract(value: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        callable(&value, "after must be a callable taking no arguments (or None)").map(Self)
+    }
+}
+
+/// `set_pump_watchdog`'s `on_starve`: called with each report. (`None`: the
+/// `boc` logger.)
+pub(crate) struct OnStarve<'py>(pub(crate) Bound<'py, PyAny>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for OnStarve<'py> {
+    type Error = PyErr;
+
+    fn extract(value: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        callable(&value, "on_starve must be a callable taking the message (or None for the boc logger)").map(Self)
     }
 }

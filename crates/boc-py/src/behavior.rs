@@ -2,8 +2,8 @@
 //! scheduled, and which cowns the running behavior holds (for `.value`).
 
 use crate::cown::{CownCore, PyCown};
-use crate::runtime::{self, PINNED, Running};
-use boc_core::{CownHeader, Payload};
+use crate::runtime::{self, PINNED};
+use boc::engine::{CownHeader, Payload};
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -81,29 +81,19 @@ impl Drop for MainContext {
     }
 }
 
-/// Counts a behavior in flight; dropping it counts the behavior out (the
-/// last one wakes a waiting main thread).
-pub(crate) struct Counted(pub(crate) Arc<Running>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.finished();
-    }
-}
-
 /// What a released behavior still owns: Python objects (the body and its
-/// arguments if it never ran, the cowns and their values) and its count.
-/// The release itself must not drop a Python object (SPEC §5 rule 2), so
+/// arguments if it never ran, the cowns and their values). The release
+/// itself must not drop a Python object (SPEC §5 rule 2), so
 /// `Payload::released` hands these over ([`defer`]) and the runner drops
-/// them once the release has returned: attached, and before the count goes
-/// down, so whatever the drops leave behind (a pinned value sent home, an
-/// exception to report) is there when a waiter sees quiescence. Fields
-/// drop in this order; they are only ever dropped.
+/// them once the release has returned: attached, and before the engine
+/// counts the behavior out (the runner's scope sits inside the engine's
+/// count-out scope, see [`deferring`]), so whatever the drops leave behind
+/// (a pinned value sent home, an exception to report) is there when a
+/// waiter sees quiescence. They are only ever dropped.
 #[allow(dead_code)] // Held for their drops.
 pub(crate) struct Leftovers {
     objects: [Option<Py<PyAny>>; 2],
     cowns: CownList,
-    count: Option<Counted>,
 }
 
 thread_local! {
@@ -153,16 +143,19 @@ impl Drop for Deferring<'_> {
 /// The release runs attached too (rule 2: it calls no Python and only spins
 /// on other threads' protocol steps, which need no attachment); what the
 /// behavior leaves is dropped right after, then it is counted out.
-pub(crate) fn run_and_release(py: Python<'_>, behavior: boc_core::Ready) -> bool {
-    deferring(py, || behavior.run_and_report())
+pub(crate) fn run_and_release(py: Python<'_>, behavior: boc::engine::Ready) -> bool {
+    deferring(py, || behavior.run())
 }
 
 /// Runs `f`, which releases behaviors (runs them, or drops them unrun: a
 /// result cown of one that never ran stays lost), then drops what they
-/// leave and counts them out. Attached.
+/// leave and, after that, counts them out (the engine's count-out scope is
+/// the outer one). Attached.
 pub(crate) fn deferring<R>(py: Python<'_>, f: impl FnOnce() -> R) -> R {
-    let _deferring = Deferring::enter(py);
-    f()
+    boc::engine::deferring_count_out(|| {
+        let _deferring = Deferring::enter(py);
+        f()
+    })
 }
 
 /// A scheduled Python behavior.
@@ -173,7 +166,6 @@ pub(crate) struct PyBody {
     /// The distinct cowns of the request set, sorted by key, result cown
     /// (the newest) last; kept (by `Arc`) until the behavior is released.
     cowns: CownList,
-    count: Option<Counted>,
     label: Option<Arc<str>>,
     failed: bool,
 }
@@ -250,7 +242,7 @@ impl Payload for PyBody {
             None => [None, None],
         };
         let cowns = std::mem::replace(&mut self.cowns, CownList::Empty);
-        defer(Leftovers { objects: [function, args], cowns, count: self.count.take() });
+        defer(Leftovers { objects: [function, args], cowns });
     }
 
     fn failed(&self) -> bool {
@@ -267,12 +259,11 @@ impl Payload for PyBody {
 /// value home this way, counted and signalled like any main-side work.
 pub(crate) struct PinnedDrop {
     value: Option<Py<PyAny>>,
-    count: Option<Counted>,
 }
 
 impl PinnedDrop {
-    pub(crate) fn new(value: Py<PyAny>, count: Counted) -> Self {
-        Self { value: Some(value), count: Some(count) }
+    pub(crate) fn new(value: Py<PyAny>) -> Self {
+        Self { value: Some(value) }
     }
 }
 
@@ -286,7 +277,7 @@ impl Payload for PinnedDrop {
     fn released(&mut self) {
         // If it never ran (discarded at exit), the value is dropped with the
         // leftovers, by the main thread that discarded it.
-        defer(Leftovers { objects: [self.value.take(), None], cowns: CownList::Empty, count: self.count.take() });
+        defer(Leftovers { objects: [self.value.take(), None], cowns: CownList::Empty });
     }
 
     fn label(&self) -> Option<Arc<str>> {
@@ -525,14 +516,12 @@ impl When {
         let result = CownCore::new_result();
         let result_object = Bound::new(py, PyCown::from_core(Arc::clone(&result)))?;
         crate::cown::untrack_if_acyclic(&result_object);
-        let (runtime, running) = runtime::enter()?;
-        let label = (running.is_main_side(self.pinned) && runtime.labels_wanted()).then(|| label_of(function));
+        let (runtime, ticket) = runtime::enter()?;
+        let label = (ticket.epoch().runs_at_home(self.pinned) && runtime.labels_wanted()).then(|| label_of(function));
         let headers = Headers { named: self.cowns.iter(), result: Some(&result.header) };
-        let dispatcher = Arc::clone(&running);
         let payload = PyBody {
             call: Some((function.clone().unbind(), self.args.clone_ref(py))),
             cowns: CownList::new(&self.cowns, Arc::clone(&result)),
-            count: Some(Counted(running)),
             label,
             failed: false,
         };
@@ -541,12 +530,10 @@ impl When {
         // on other threads' protocol steps, which need no attachment (SPEC
         // §5 rule 2; the argument is in docs/python.md).
         // SAFETY: the payload owns (by `Arc`) every cown named until it is
-        // released; the headers are borrowed from `self` and `result`, alive
-        // for this call. `dispatcher` keeps the
-        // dispatcher alive for this call, and a behavior dispatched later is
-        // dispatched by a release, before which the payload's `Counted`
-        // keeps its `Running` alive.
-        unsafe { boc_core::schedule(headers, payload, flags, &*dispatcher) };
+        // released; the headers are borrowed from `self` and `result`,
+        // alive for this call. The engine dispatches through the ticket's
+        // epoch, which the behavior keeps alive itself.
+        unsafe { runtime.engine.schedule(ticket, headers, payload, flags) };
         Ok(result_object.unbind())
     }
 }

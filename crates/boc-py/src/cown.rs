@@ -12,7 +12,7 @@ use crate::behavior;
 use crate::errors;
 use crate::primitive::{AtomicBool, AtomicPtr, Ordering};
 use crate::runtime::{self, Graveyard};
-use boc_core::CownHeader;
+use boc::engine::CownHeader;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};

@@ -17,10 +17,10 @@ pub(crate) fn pinned_copy(how: &str) -> PyErr {
 
 /// A main-thread operation refused by boc-pin (off the home thread, or
 /// nested inside a main-side behavior).
-pub(crate) fn pin(operation: &str, error: &boc_pin::Error) -> PyErr {
+pub(crate) fn pin(operation: &str, error: &boc::engine::PinError) -> PyErr {
     match error {
-        boc_pin::Error::NotHomeThread { .. } => off_main(operation),
-        boc_pin::Error::Reentrant { .. } => PyRuntimeError::new_err(format!(
+        boc::engine::PinError::NotHomeThread { .. } => off_main(operation),
+        boc::engine::PinError::Reentrant { .. } => PyRuntimeError::new_err(format!(
             "{operation}() cannot be called from inside a behavior running on the main thread (pumping is not \
              re-entrant). Schedule more work with @when and return instead."
         )),
@@ -71,6 +71,16 @@ pub(crate) fn wait_inside_behavior(operation: &str) -> PyErr {
     PyRuntimeError::new_err(format!(
         "{operation}() cannot be called from inside a behavior: it would wait for the behavior itself. Schedule the \
          follow-up work with @when instead."
+    ))
+}
+
+/// A wait refused on a thread that is finishing behaviors: run from a `__del__`
+/// of something a behavior left, before the engine counted that behavior out.
+pub(crate) fn wait_while_finishing(operation: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{operation}() cannot be called while this thread is finishing behaviors (here, from code run when \
+         something a behavior left behind was freed, such as a __del__): those behaviors are not counted out until \
+         it returns, so it would wait for them. Schedule the follow-up work with @when instead."
     ))
 }
 

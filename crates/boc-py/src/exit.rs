@@ -674,9 +674,9 @@ fn log_exception(py: Python<'_>, message: &str, error: &PyErr) {
 fn report_waiting(py: Python<'_>, runtime: &crate::runtime::Runtime) {
     let n_in_flight = runtime.n_in_flight();
     let mut parts = running_bodies(py);
-    let n_main = runtime.main.len();
+    let n_main = runtime.main().len();
     if n_main > 0 {
-        let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
+        let labels = runtime.main().labels(boc::engine::MAX_REPORTED_LABELS);
         let mut queued = format!("{n_main} ready main-side");
         if !labels.is_empty() {
             queued.push_str(&format!(" ({})", labels.iter().map(|label| &**label).collect::<Vec<_>>().join(", ")));

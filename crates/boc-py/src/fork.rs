@@ -82,7 +82,7 @@ struct Held {
     _runtime: crate::runtime::ForkHold,
     _workers: std::sync::MutexGuard<'static, Vec<(std::os::raw::c_ulong, String)>>,
     _foreign: std::sync::MutexGuard<'static, Vec<(std::os::raw::c_ulong, crate::exit::Activity)>>,
-    _mailbox: boc_msg::Hold<'static, String, Py<PyAny>>,
+    _mailbox: boc::engine::MailboxHold<'static, String, Py<PyAny>>,
 }
 
 thread_local! {

@@ -2,12 +2,12 @@
 //! pump descriptor, the pump waker (a thread of its own that calls the
 //! Python callback) and the starvation watchdog.
 
-use crate::args::{WarnMs, optional_callable, type_name};
+use crate::args::{OnStarve, WarnMs, type_name};
 use crate::exit;
 use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::runtime::runtime;
-use boc_pin::{StarvationReport, WatchdogConfig};
+use boc::{StarvationReport, WatchdogConfig};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -46,20 +46,16 @@ pub(crate) fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&Starvatio
 /// the `boc` logger (WARNING). It warns; it never raises.
 #[pyfunction]
 #[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
-pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Option<OnStarve<'_>>) -> PyResult<()> {
     exit::call(py, || {
-        let on_starve = optional_callable(
-            on_starve,
-            "on_starve must be a callable taking the message (or None for the boc logger)",
-        )?;
         let config = if let WarnMs::After(threshold) = warn_ms {
-            let sink = log_starvation(on_starve.map(|callback| callback.clone().unbind()));
+            let sink = log_starvation(on_starve.map(|OnStarve(callback)| callback.unbind()));
             Some(WatchdogConfig::new(threshold).with_sink(sink))
         } else {
             None
         };
         let runtime = runtime()?;
-        runtime.main.set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
+        runtime.main().set_watchdog(config).map_err(|error| PyRuntimeError::new_err(format!("{error}")))
     })
 }
 
@@ -70,7 +66,7 @@ pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Opti
 pub(crate) fn pump_fd() -> PyResult<i32> {
     use std::os::fd::AsRawFd;
     let runtime = runtime()?;
-    let fd = runtime.main.waker_fd().map_err(|error| PyRuntimeError::new_err(format!("{error}")))?;
+    let fd = runtime.main().waker_fd().map_err(|error| PyRuntimeError::new_err(format!("{error}")))?;
     Ok(fd.as_raw_fd())
 }
 
@@ -182,7 +178,7 @@ pub(crate) fn set_pump_waker(py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyR
         let previous = std::mem::replace(&mut *waker.callback.lock().unpoisoned(), callback);
         // Dropped here, attached (outside the lock: it may run Python).
         drop(previous);
-        runtime.main.set_waker(signal);
+        runtime.main().set_waker(signal);
         Ok(())
     })
 }

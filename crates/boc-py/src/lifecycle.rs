@@ -2,16 +2,17 @@
 //! for it, on the main thread through boc-pin's wait loop (pumping), off it
 //! on the current pool's count; and `_state`.
 
-use crate::args::{timeout_arg, worker_count};
+use crate::args::{Timeout, Workers};
 use crate::behavior;
 use crate::errors;
 use crate::exit;
 use crate::primitive::Unpoisoned;
 use crate::pump::pump_main;
-use crate::runtime::{RUNTIME, Runtime, already_running, drain_graveyard, runtime, start_pool};
+use crate::runtime::{RUNTIME, Runtime, already_running, drain_graveyard, runtime};
 use crate::thread::{SIGNAL_CHECK_INTERVAL, is_main_thread};
-use boc_core::Ready;
-use boc_pin::{Budget, HomeWait, MainQueue, WaitEnd, WaitOutcome};
+use boc::Budget;
+use boc::engine::Ready;
+use boc::engine::{HomeWait, MainQueue, WaitEnd, WaitOutcome};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -28,22 +29,21 @@ use std::time::{Duration, Instant};
 /// `RuntimeError` (call `wait()` or `stop()` first).
 #[pyfunction]
 #[pyo3(signature = (workers = None))]
-pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+pub(crate) fn start(py: Python<'_>, workers: Option<Workers>) -> PyResult<()> {
     exit::call(py, || {
         if behavior::in_behavior() {
             return Err(PyRuntimeError::new_err(
                 "start() cannot be called from inside a behavior; the runtime is already running there",
             ));
         }
-        let n_workers = match workers.filter(|workers| !workers.is_none()) {
-            None => None,
-            Some(workers) => Some(worker_count(workers)?),
-        };
+        let n_workers = workers.map(|Workers(n_workers)| n_workers);
         exit::gate_schedule(py, "start")?;
         let runtime = runtime()?;
-        if let Some(running) = runtime.current().filter(|running| !running.terminator.is_closed()) {
+        if let Some(running) = runtime.current().filter(|running| !running.is_closed()) {
             return match n_workers {
-                Some(n_workers) if n_workers != running.n_workers => Err(already_running(running.n_workers, n_workers)),
+                Some(n_workers) if n_workers != running.n_workers() => {
+                    Err(already_running(running.n_workers(), n_workers))
+                }
                 _ => {
                     if n_workers.is_some() {
                         *runtime.n_workers.lock().unpoisoned() = n_workers;
@@ -53,7 +53,7 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
             };
         }
         *runtime.n_workers.lock().unpoisoned() = n_workers;
-        runtime.install(py, start_pool(py, "start", runtime.n_workers()?)?, n_workers)
+        runtime.start_pool(py, "start", runtime.n_workers()?, n_workers.is_some()).map(drop)
     })
 }
 
@@ -66,15 +66,15 @@ pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyRes
 /// inside a behavior. Releases the GIL while blocked; Ctrl-C interrupts it.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
-pub(crate) fn wait(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    exit::call(py, || wait_for_all(py, &Waiting::new("wait", timeout_arg(timeout)?, true)))
+pub(crate) fn wait(py: Python<'_>, timeout: Option<Timeout>) -> PyResult<()> {
+    exit::call(py, || wait_for_all(py, &Waiting::new("wait", Timeout::of(timeout), true)))
 }
 
 /// Like `wait()`, but leave the worker pool running.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
-pub(crate) fn quiesce(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    exit::call(py, || wait_for_all(py, &Waiting::new("quiesce", timeout_arg(timeout)?, false)))
+pub(crate) fn quiesce(py: Python<'_>, timeout: Option<Timeout>) -> PyResult<()> {
+    exit::call(py, || wait_for_all(py, &Waiting::new("quiesce", Timeout::of(timeout), false)))
 }
 
 /// Finish all scheduled work (pumping on the main thread), then stop the
@@ -119,11 +119,14 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     if exit::on_worker() {
         return Err(errors::wait_on_worker(operation));
     }
+    if boc::engine::in_count_out_scope() {
+        return Err(errors::wait_while_finishing(operation));
+    }
     let Some(runtime) = RUNTIME.get() else { return Ok(()) };
     let deadline = waiting.timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let end = if is_main_thread() {
         let mut hooks = MainWait { py, runtime, waiting, started: Instant::now(), patience: waiting.patience };
-        runtime.main.wait_until(&mut hooks, deadline).map_err(|error| match error {
+        runtime.main().wait_until(&mut hooks, deadline).map_err(|error| match error {
             MainWaitError::Py(error) => error,
             MainWaitError::Refused(error) => errors::pin(operation, &error),
         })?
@@ -133,8 +136,8 @@ pub(crate) fn wait_for_all(py: Python<'_>, waiting: &Waiting<'_>) -> PyResult<()
     match end {
         WaitEnd::Done => Ok(()),
         WaitEnd::TimedOut => {
-            let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main.len());
-            let labels = runtime.main.labels(boc_pin::MAX_REPORTED_LABELS);
+            let (n_in_flight, n_main) = (runtime.n_in_flight(), runtime.main().len());
+            let labels = runtime.main().labels(boc::engine::MAX_REPORTED_LABELS);
             Err(errors::timeout(operation, waiting.timeout.unwrap_or_default(), n_in_flight, &labels, n_main))
         }
     }
@@ -156,7 +159,8 @@ fn wait_is_over(py: Python<'_>, runtime: &Runtime, waiting: &Waiting<'_>, on_mai
 /// [`wait_for_all`] on the main thread: boc-pin's wait loop, pumping (or
 /// discarding) main-side work, blocking detached in slices of
 /// [`SIGNAL_CHECK_INTERVAL`] so Ctrl-C interrupts it, woken by main-side
-/// work or by the count-out that reaches zero ([`Running::finished`]).
+/// work or by the count-out that reaches zero (a behavior's ticket, in
+/// `boc::engine`).
 struct MainWait<'a, 'py> {
     py: Python<'py>,
     runtime: &'a Runtime,
@@ -172,11 +176,11 @@ enum MainWaitError {
     /// signal handler.
     Py(PyErr),
     /// boc-pin refused the wait (off the main thread, or inside a pump).
-    Refused(boc_pin::Error),
+    Refused(boc::engine::PinError),
 }
 
-impl From<boc_pin::Error> for MainWaitError {
-    fn from(error: boc_pin::Error) -> Self {
+impl From<boc::engine::PinError> for MainWaitError {
+    fn from(error: boc::engine::PinError) -> Self {
         Self::Refused(error)
     }
 }
@@ -242,7 +246,7 @@ fn wait_off_main(py: Python<'_>, runtime: &Runtime, waiting: &Waiting<'_>, deadl
             }
         }
         if let Some(running) = runtime.current() {
-            exit::detach(py, || running.terminator.wait_idle(Some(slice)));
+            exit::detach(py, || running.wait_idle(Some(slice)));
         }
     }
 }
@@ -258,7 +262,7 @@ pub(crate) fn stop_without_pumping(py: Python<'_>) {
             return;
         }
         if let Some(running) = runtime.current() {
-            exit::detach(py, || running.terminator.wait_idle(Some(SIGNAL_CHECK_INTERVAL)));
+            exit::detach(py, || running.wait_idle(Some(SIGNAL_CHECK_INTERVAL)));
         }
     }
 }
@@ -266,7 +270,7 @@ pub(crate) fn stop_without_pumping(py: Python<'_>) {
 /// Drops every queued main-side behavior unrun (the exit-time stop after an
 /// interrupt), counting them. On the main thread, attached.
 fn discard_main_side(py: Python<'_>, runtime: &Runtime) {
-    let n_discarded = behavior::deferring(py, || runtime.main.clear());
+    let n_discarded = behavior::deferring(py, || runtime.main().clear());
     crate::worker::count_discarded(n_discarded);
 }
 
@@ -276,8 +280,8 @@ pub(crate) fn _state(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let state = PyDict::new(py);
     let current = RUNTIME.get().and_then(Runtime::current);
     state.set_item("running", current.is_some())?;
-    state.set_item("workers", current.as_ref().map(|running| running.n_workers))?;
+    state.set_item("workers", current.as_ref().map(|running| running.n_workers()))?;
     state.set_item("in_flight", RUNTIME.get().map_or(0, Runtime::n_in_flight))?;
-    state.set_item("main_pending", RUNTIME.get().map_or(0, |runtime| runtime.main.len()))?;
+    state.set_item("main_pending", RUNTIME.get().map_or(0, |runtime| runtime.main().len()))?;
     Ok(state)
 }

@@ -2,9 +2,9 @@
 //! by every thread of the process (boc-msg's `Mailbox`), carrying plain
 //! Python objects (never pickled, never copied).
 
-use crate::args::{optional_callable, timeout_arg, type_name};
+use crate::args::{After, Timeout, type_name};
 use crate::thread::SIGNAL_CHECK_INTERVAL;
-use boc_msg::Mailbox;
+use boc::Mailbox;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -19,7 +19,7 @@ static MAILBOX: LazyLock<Mailbox<String, Py<PyAny>>> = LazyLock::new(Mailbox::ne
 
 /// The mailbox's lock, which a receiver takes detached as it wakes up,
 /// held across a fork by [`crate::fork`]. The child keeps the messages.
-pub(crate) fn hold_for_fork() -> boc_msg::Hold<'static, String, Py<PyAny>> {
+pub(crate) fn hold_for_fork() -> boc::engine::MailboxHold<'static, String, Py<PyAny>> {
     MAILBOX.hold()
 }
 
@@ -120,13 +120,12 @@ pub(crate) fn send(py: Python<'_>, tag: &Bound<'_, PyAny>, contents: Py<PyAny>) 
 pub(crate) fn receive(
     py: Python<'_>,
     tags: &Bound<'_, PyAny>,
-    timeout: Option<&Bound<'_, PyAny>>,
-    after: Option<&Bound<'_, PyAny>>,
+    timeout: Option<Timeout>,
+    after: Option<After<'_>>,
 ) -> PyResult<Py<PyAny>> {
     crate::exit::call(py, || {
         let tags = tags_arg(tags)?;
-        let timeout = timeout_arg(timeout)?;
-        let after = optional_callable(after, "after must be a callable taking no arguments (or None)")?;
+        let timeout = Timeout::of(timeout);
         let message = match MAILBOX.try_receive(&tags) {
             Some(message) => Some(message),
             None if timeout == Some(Duration::ZERO) => None,
@@ -135,7 +134,7 @@ pub(crate) fn receive(
         match message {
             Some((tag, contents)) => Ok((tag, contents).into_pyobject(py)?.into_any().unbind()),
             None => match after {
-                Some(after) => Ok(after.call0()?.unbind()),
+                Some(After(after)) => Ok(after.call0()?.unbind()),
                 None => {
                     let timeout = TIMEOUT.get(py).expect("TIMEOUT is made at import").clone_ref(py);
                     Ok((timeout, py.None()).into_pyobject(py)?.into_any().unbind())

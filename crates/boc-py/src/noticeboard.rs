@@ -10,7 +10,7 @@
 use crate::args::type_name;
 use crate::behavior;
 use crate::messages::{key_arg, sentinel};
-use boc_msg::{Change, Noticeboard, Snapshot};
+use boc::{Change, Noticeboard, Snapshot};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

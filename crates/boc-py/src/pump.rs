@@ -1,16 +1,16 @@
 //! `pump`: running main-side behaviors on the main thread, within a budget.
 
-use crate::args::{max_behaviors_arg, millis_arg, type_name};
+use crate::args::{DeadlineMs, MaxBehaviors, RaiseOnError};
 use crate::behavior::{self, MainContext};
 use crate::errors;
 use crate::exit;
 use crate::runtime::{RUNTIME, Runtime, drain_graveyard};
 use crate::thread::is_main_thread;
-use boc_core::Ready;
-use boc_pin::{Budget, MainRunner, Outcome, PumpError};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use boc::Budget;
+use boc::engine::Ready;
+use boc::engine::{MainRunner, Outcome, PumpError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
 use std::time::Instant;
 
 /// Run ready main-side behaviors on the main thread, within a budget, and
@@ -21,34 +21,21 @@ use std::time::Instant;
 #[pyo3(signature = (max_behaviors = None, deadline_ms = None, raise_on_error = None))]
 pub(crate) fn pump(
     py: Python<'_>,
-    max_behaviors: Option<&Bound<'_, PyAny>>,
-    deadline_ms: Option<&Bound<'_, PyAny>>,
-    raise_on_error: Option<&Bound<'_, PyAny>>,
+    max_behaviors: Option<MaxBehaviors>,
+    deadline_ms: Option<DeadlineMs>,
+    raise_on_error: Option<RaiseOnError>,
 ) -> PyResult<(usize, bool, usize, usize)> {
     exit::call(py, || {
         let mut budget = Budget::unbounded();
-        if let Some(bound) = max_behaviors.filter(|bound| !bound.is_none()) {
-            budget = budget.with_max_behaviors(max_behaviors_arg(bound)?);
+        if let Some(MaxBehaviors(max_behaviors)) = max_behaviors {
+            budget = budget.with_max_behaviors(max_behaviors);
         }
-        if let Some(bound) = deadline_ms.filter(|bound| !bound.is_none()) {
-            // A deadline too far to represent is no deadline.
-            let within = millis_arg("deadline_ms", bound, "for no deadline")?;
-            if let Some(deadline) = within.and_then(|within| Instant::now().checked_add(within)) {
-                budget = budget.with_deadline(deadline);
-            }
+        // A deadline too far to represent is no deadline.
+        let within = deadline_ms.and_then(|DeadlineMs(within)| within);
+        if let Some(deadline) = within.and_then(|within| Instant::now().checked_add(within)) {
+            budget = budget.with_deadline(deadline);
         }
-        let raise_on_error = match raise_on_error {
-            None => false,
-            Some(flag) => match flag.cast::<PyBool>() {
-                Ok(flag) => flag.is_true(),
-                Err(_) => {
-                    return Err(PyTypeError::new_err(format!(
-                        "raise_on_error must be a bool, not {}",
-                        type_name(flag)
-                    )));
-                }
-            },
-        };
+        let raise_on_error = raise_on_error.is_some_and(|RaiseOnError(flag)| flag);
         if !is_main_thread() {
             return Err(errors::off_main("pump"));
         }
@@ -66,9 +53,9 @@ pub(crate) fn pump_main(
     budget: Budget,
     raise_on_error: bool,
     operation: &str,
-) -> PyResult<boc_pin::PumpReport> {
+) -> PyResult<boc::PumpReport> {
     let runner = MainSide { py, raise_on_error };
-    match runtime.main.pump(&runner, budget) {
+    match runtime.engine.pump(&runner, budget) {
         Ok(report) => Ok(report),
         Err(PumpError::Refused(error)) => Err(errors::pin(operation, &error)),
         Err(PumpError::Stopped { payload, .. }) => match payload.downcast::<PyErr>() {

@@ -17,7 +17,7 @@
 //! is in `worker.rs`, the exit path in `exit.rs`.
 
 use crate::args::MAX_WORKERS;
-use crate::behavior::{Counted, PinnedDrop};
+use crate::behavior::PinnedDrop;
 use crate::errors;
 use crate::exit;
 use crate::host::{WakerThread, log_starvation};
@@ -25,16 +25,17 @@ use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
 use crate::thread::{is_attached, is_main_thread};
 use crate::worker::{Workers, python_thread_stack_size};
-use boc_core::Ready;
-use boc_pin::{Affinity, MainConfig, MainQueue, WatchdogConfig};
-use boc_sched::{Pool, PoolOptions, Terminator};
+use boc::WatchdogConfig;
+use boc::engine::{
+    Config, Engine, EngineHold, Epoch, Home, MainConfig, MainQueue, PoolOptions, Ready, Retired, Ticket,
+};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// The `flags` bit of a behavior whose request set holds a pinned cown.
-pub(crate) const PINNED: u32 = 1;
+pub(crate) use boc::engine::PINNED;
 
 /// How long the exit-time stop waits before it says what it waits for,
 /// when the watchdog is off (otherwise the watchdog's threshold).
@@ -44,52 +45,19 @@ pub(crate) static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
 static RUNTIME_INIT: Mutex<()> = Mutex::new(());
 
-/// The process-wide part of the runtime.
+/// An epoch of the engine: a worker pool and the count of the behaviors
+/// counted in on it.
+pub(crate) type Running = Epoch<Workers>;
+
+/// The process-wide part of the runtime: the engine (one main queue for
+/// the process, whose home is the interpreter's main thread, and pool
+/// epochs that come and go) and what only Python needs.
 pub(crate) struct Runtime {
-    pub(crate) main: MainQueue<Ready>,
-    running: RwLock<Option<Arc<Running>>>,
+    pub(crate) engine: Engine<Workers>,
     pub(crate) waker: Mutex<Option<Arc<WakerThread>>>,
     /// The worker count the last `start(workers=n)` asked for: pools that
     /// `@when` starts later (after a `wait`) get it too.
     pub(crate) n_workers: Mutex<Option<usize>>,
-}
-
-/// A worker pool and the count of behaviors it is responsible for.
-pub(crate) struct Running {
-    pub(crate) terminator: Terminator,
-    pool: Pool<Ready, Workers>,
-    pub(crate) n_workers: usize,
-}
-
-impl Running {
-    /// Counts a behavior out (after it was released); the last one wakes
-    /// the main thread if it waits.
-    pub(crate) fn finished(&self) {
-        match RUNTIME.get() {
-            Some(runtime) => {
-                runtime.main.count_out(|| self.terminator.decrement());
-            }
-            // No runtime, so no main thread waiting in it.
-            None => {
-                self.terminator.decrement();
-            }
-        }
-    }
-
-    pub(crate) fn is_main_side(&self, pinned: bool) -> bool {
-        Affinity::classify([pinned], self.n_workers) == Affinity::Main
-    }
-}
-
-impl boc_core::Dispatch for Running {
-    fn dispatch(&self, behavior: Ready) {
-        if self.is_main_side(behavior.flags() & PINNED != 0) {
-            let runtime = RUNTIME.get().expect("a behavior is only scheduled once the runtime exists");
-            runtime.main.push_labeled(behavior, Ready::label);
-        } else {
-            self.pool.spawn(behavior);
-        }
-    }
 }
 
 /// The runtime, created on first use.
@@ -102,9 +70,13 @@ pub(crate) fn runtime() -> PyResult<&'static Runtime> {
         return Ok(runtime);
     }
     let watchdog = WatchdogConfig::default().with_sink(log_starvation(None));
-    let main = MainQueue::with_home_check(MainConfig { watchdog: Some(watchdog) }, is_main_thread, "the main thread")
+    let config = Config {
+        home: Home::Check { is_home: is_main_thread, name: "the main thread" },
+        main: MainConfig { watchdog: Some(watchdog) },
+    };
+    let engine = Engine::new(config, Arc::new(Workers))
         .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc runtime: {error}")))?;
-    let runtime = Runtime { main, running: RwLock::new(None), waker: Mutex::new(None), n_workers: Mutex::new(None) };
+    let runtime = Runtime { engine, waker: Mutex::new(None), n_workers: Mutex::new(None) };
     Ok(RUNTIME.get_or_init(|| runtime))
 }
 
@@ -113,68 +85,49 @@ pub(crate) fn get() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-/// The runtime and the pool a new behavior goes to, counted in.
-pub(crate) fn enter() -> PyResult<(&'static Runtime, Arc<Running>)> {
+/// The runtime, and a new behavior counted in on its live epoch.
+pub(crate) fn enter() -> PyResult<(&'static Runtime, Ticket<Workers>)> {
     let runtime = runtime()?;
     Ok((runtime, runtime.enter()?))
 }
 
 impl Runtime {
+    /// The main queue.
+    pub(crate) fn main(&self) -> &MainQueue<Ready> {
+        self.engine.main()
+    }
+
     pub(crate) fn current(&self) -> Option<Arc<Running>> {
-        self.running.read().unpoisoned().clone()
+        self.engine.current()
     }
 
     /// Whether main-side behaviors are worth labelling: a watchdog is
     /// configured to report them (boc-pin's one copy of that fact).
     pub(crate) fn labels_wanted(&self) -> bool {
-        self.main.labels_wanted()
+        self.main().labels_wanted()
     }
 
     /// How long the exit-time stop waits before it reports what it waits
     /// for: the watchdog's threshold, or [`DEFAULT_EXIT_GRACE`] when it is
     /// off.
     pub(crate) fn exit_grace(&self) -> Duration {
-        self.main.watchdog_threshold().unwrap_or(DEFAULT_EXIT_GRACE)
+        self.main().watchdog_threshold().unwrap_or(DEFAULT_EXIT_GRACE)
     }
 
     /// Counts a new behavior in on the current pool, starting one if none
     /// runs (with the count `start` last asked for, else the default). May
     /// detach, to start the pool.
-    fn enter(&self) -> PyResult<Arc<Running>> {
+    fn enter(&self) -> PyResult<Ticket<Workers>> {
         // SAFETY: every caller is attached (`@when`, and `drop_pinned` only
         // when attached).
         let py = unsafe { Python::assume_attached() };
         loop {
-            if let Some(running) = self.current()
-                && running.terminator.try_increment()
-            {
-                return Ok(running);
+            if let Ok(ticket) = self.engine.count_in() {
+                return Ok(ticket);
             }
             // None running, or the current one closed by a stop in progress
             // (it is idle): start a fresh one.
-            self.install(py, start_pool(py, "when", self.n_workers()?)?, None)?;
-        }
-    }
-
-    /// Makes `fresh` the current pool unless a live one is current already
-    /// (another thread started it meanwhile: `fresh` is then stopped).
-    /// With `n_workers`, a live one of another size is an error.
-    pub(crate) fn install(&self, py: Python<'_>, fresh: Arc<Running>, n_workers: Option<usize>) -> PyResult<()> {
-        let mut state = self.running.write().unpoisoned();
-        let live = state.as_ref().filter(|running| !running.terminator.is_closed()).map(|running| running.n_workers);
-        match live {
-            None => {
-                *state = Some(fresh);
-                Ok(())
-            }
-            Some(live) => {
-                drop(state);
-                join(py, &fresh);
-                match n_workers {
-                    Some(n_workers) if n_workers != live => Err(already_running(live, n_workers)),
-                    _ => Ok(()),
-                }
-            }
+            self.start_pool(py, "when", self.n_workers()?, false)?;
         }
     }
 
@@ -184,7 +137,7 @@ impl Runtime {
         if let Some(n_workers) = *self.n_workers.lock().unpoisoned() {
             return Ok(n_workers);
         }
-        let n_workers = boc_sched::default_workers();
+        let n_workers = boc::engine::default_workers();
         if n_workers > MAX_WORKERS {
             return Err(PyValueError::new_err(format!(
                 "BOC_WORKERS asks for {n_workers} workers, more than the {MAX_WORKERS} boc can start. Set it to a \
@@ -197,29 +150,27 @@ impl Runtime {
     /// Stops the current pool if nothing is in flight. True if no pool is
     /// left running.
     pub(crate) fn stop_if_idle(&self, py: Python<'_>) -> bool {
-        let Some(running) = self.current() else { return true };
-        // Closed: another thread is stopping it. It is joined below all the
-        // same (`shutdown` returns once the workers are gone, whoever joins
-        // them): the exit-time stop must not close while workers still exit.
-        if !running.terminator.is_closed() && !running.terminator.try_close_idle() {
-            return false;
-        }
-        {
-            let mut state = self.running.write().unpoisoned();
-            if state.as_ref().is_some_and(|current| Arc::ptr_eq(current, &running)) {
-                *state = None;
+        match self.engine.retire_if_idle() {
+            Retired::NoEpoch => true,
+            Retired::Busy => false,
+            Retired::Retired(running) => {
+                // Joined even when another thread is stopping it
+                // (`shutdown` returns once the workers are gone, whoever
+                // joins them): the exit-time stop must not close while
+                // workers still exit.
+                join(py, &running);
+                // Its workers may have started a fresh one as they exited:
+                // a pinned value whose last handle one of them dropped goes
+                // home as a counted behavior (on 3.13t, a deallocation can
+                // wait for the thread that owns the object, and run as that
+                // thread ends).
+                self.current().is_none()
             }
         }
-        join(py, &running);
-        // Its workers may have started a fresh one as they exited: a
-        // pinned value whose last handle one of them dropped goes home as a
-        // counted behavior (on 3.13t, a deallocation can wait for the
-        // thread that owns the object, and run as that thread ends).
-        self.current().is_none()
     }
 
     pub(crate) fn n_in_flight(&self) -> usize {
-        self.current().map_or(0, |running| running.terminator.count())
+        self.engine.n_in_flight()
     }
 }
 
@@ -247,7 +198,7 @@ pub(crate) struct Pools {
 /// more as it exits, to drop its thread state). Returns once they are gone,
 /// also when another thread joins them.
 fn join(py: Python<'_>, running: &Arc<Running>) {
-    exit::detach(py, || running.pool.shutdown());
+    exit::detach(py, || running.join());
     POOLS.lock().unpoisoned().started.retain(|pool| !Arc::ptr_eq(pool, running));
 }
 
@@ -270,7 +221,7 @@ pub(crate) fn join_all_pools(py: Python<'_>) -> bool {
     for running in &pools {
         // Closed once idle, so nothing counts in on it any more (a closed
         // pool is already stopping).
-        if running.terminator.is_closed() || running.terminator.try_close_idle() {
+        if running.close_if_idle() {
             join(py, running);
         } else {
             all_idle = false;
@@ -286,43 +237,63 @@ pub(crate) fn already_running(live: usize, asked: usize) -> PyErr {
     ))
 }
 
-/// Starts a pool of `n_workers` threads, each with the stack a Python
-/// thread would get, for `operation` (named in the error once the
-/// exit-time stop has joined the pools).
-///
-/// The threads attach to the interpreter as they start, so the caller
-/// detaches while it spawns them: if a later spawn fails, the pool joins
-/// the workers already started, which must be able to attach (and leave)
-/// meanwhile. The start is announced in [`POOLS`] before the first spawn,
-/// so the exit-time stop, which may run meanwhile, joins this pool too.
-pub(crate) fn start_pool(py: Python<'_>, operation: &str, n_workers: usize) -> PyResult<Arc<Running>> {
-    let options =
-        python_thread_stack_size(py).map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
-    {
-        let mut pools = POOLS.lock().unpoisoned();
-        if pools.closed {
+impl Runtime {
+    /// Starts an epoch of `n_workers` threads, each with the stack a Python
+    /// thread would get, for `operation` (named in the error once the
+    /// exit-time stop has joined the pools); with `exact`, a live epoch of
+    /// another size is an error, else any live epoch will do.
+    ///
+    /// The threads attach to the interpreter as they start, so the caller
+    /// detaches while it spawns them: if a later spawn fails, the pool joins
+    /// the workers already started, which must be able to attach (and
+    /// leave) meanwhile; a fresh pool that lost a race with another thread's
+    /// start is joined detached too. The start is announced in [`POOLS`]
+    /// before the first spawn, so the exit-time stop, which may run
+    /// meanwhile, joins this pool too.
+    pub(crate) fn start_pool(
+        &self,
+        py: Python<'_>,
+        operation: &str,
+        n_workers: usize,
+        exact: bool,
+    ) -> PyResult<Arc<Running>> {
+        let options = python_thread_stack_size(py)
+            .map_or_else(PoolOptions::default, |size| PoolOptions::default().stack_size(size));
+        {
+            let mut pools = POOLS.lock().unpoisoned();
+            if pools.closed {
+                drop(pools);
+                // A daemon thread that passed the gate before the exit-time
+                // stop began and reaches here only now: refused as the gate
+                // would refuse it now (or parked).
+                exit::gate_schedule(py, operation)?;
+                return Err(errors::shut_down(operation));
+            }
+            pools.n_starting += 1;
+        }
+        exit::detach(py, || {
+            let started = if exact {
+                self.engine.start(n_workers, options)
+            } else {
+                self.engine.ensure_started(n_workers, options)
+            };
+            let mut pools = POOLS.lock().unpoisoned();
+            pools.n_starting -= 1;
+            if let Ok(running) = &started
+                && !pools.started.iter().any(|pool| Arc::ptr_eq(pool, running))
+            {
+                pools.started.push(Arc::clone(running));
+            }
             drop(pools);
-            // A daemon thread that passed the gate before the exit-time stop
-            // began and reaches here only now: refused as the gate would
-            // refuse it now (or parked).
-            exit::gate_schedule(py, operation)?;
-            return Err(errors::shut_down(operation));
-        }
-        pools.n_starting += 1;
+            POOL_STARTED.notify_all();
+            started
+        })
+        .map_err(|error| match error {
+            boc::Error::AlreadyRunning { live, asked } => already_running(live, asked),
+            boc::Error::Pool(error) => PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")),
+            other => PyRuntimeError::new_err(format!("cannot start the boc worker threads: {other}")),
+        })
     }
-    exit::detach(py, || {
-        let pool = Pool::with_options(n_workers, Arc::new(Workers), options);
-        let mut pools = POOLS.lock().unpoisoned();
-        pools.n_starting -= 1;
-        let running = pool.map(|pool| Arc::new(Running { terminator: Terminator::new(), pool, n_workers }));
-        if let Ok(running) = &running {
-            pools.started.push(Arc::clone(running));
-        }
-        drop(pools);
-        POOL_STARTED.notify_all();
-        running
-    })
-    .map_err(|error| PyRuntimeError::new_err(format!("cannot start the boc worker threads: {error}")))
 }
 
 /// Sends a pinned value whose cown died to the main thread to be dropped
@@ -342,18 +313,11 @@ pub(crate) fn drop_pinned(value: Py<PyAny>) {
     {
         // Attached, a pool may be started for it; detached (rare: a queue
         // dropping an unrun behavior), only the current one is used.
-        let running = if attached {
-            runtime.enter().ok()
-        } else {
-            runtime.current().filter(|running| running.terminator.try_increment())
-        };
-        if let Some(running) = running {
-            let dispatcher = Arc::clone(&running);
-            let payload = PinnedDrop::new(value.take().expect("taken once"), Counted(running));
-            // SAFETY: an empty request set; `dispatcher` outlives the call,
-            // and the behavior is dispatched (pushed to the main queue)
-            // before `schedule` returns.
-            unsafe { boc_core::schedule(std::iter::empty(), payload, PINNED, &*dispatcher) };
+        let ticket = if attached { runtime.enter().ok() } else { runtime.engine.count_in().ok() };
+        if let Some(ticket) = ticket {
+            let payload = PinnedDrop::new(value.take().expect("taken once"));
+            // SAFETY: an empty request set.
+            unsafe { runtime.engine.schedule(ticket, std::iter::empty(), payload, PINNED) };
         }
     }
     if let Some(value) = value {
@@ -411,19 +375,17 @@ pub(crate) fn drain_graveyard(py: Python<'_>, on_main: bool) {
 /// a fork by [`crate::fork`] (which says why), in the order taken.
 pub(crate) struct ForkHold {
     _pools: MutexGuard<'static, Pools>,
-    _running: Option<RwLockWriteGuard<'static, Option<Arc<Running>>>>,
-    _main: Option<boc_pin::Hold<'static, Ready>>,
+    /// The current epoch's lock, then the main queue's.
+    _engine: Option<EngineHold<'static, Workers>>,
     _graveyard: MutexGuard<'static, Vec<Graveyard>>,
 }
 
 /// Takes this module's part of [`crate::fork`]'s locks.
 pub(crate) fn hold_for_fork() -> ForkHold {
     let pools = POOLS.lock().unpoisoned();
-    let runtime = RUNTIME.get();
-    let running = runtime.map(|runtime| runtime.running.write().unpoisoned());
-    let main = runtime.map(|runtime| runtime.main.hold());
+    let engine = RUNTIME.get().map(|runtime| runtime.engine.hold());
     let graveyard = GRAVEYARD.lock().unpoisoned();
-    ForkHold { _pools: pools, _running: running, _main: main, _graveyard: graveyard }
+    ForkHold { _pools: pools, _engine: engine, _graveyard: graveyard }
 }
 
 /// In a forked child (attached, its only thread): forgets the worker pools
@@ -445,16 +407,13 @@ pub(crate) fn after_fork_in_child() {
         GRAVEYARD_NONEMPTY.store(false, Ordering::Relaxed);
     }
     let Some(runtime) = RUNTIME.get() else { return };
-    if let Some(running) = runtime.running.write().unpoisoned().take() {
-        std::mem::forget(running);
-    }
-    // Ready main-side behaviors are in flight too: run here, they would
-    // run in both processes.
-    runtime.main.hold().forget_queued();
+    // The current epoch, and the ready main-side behaviors, which are in
+    // flight too: run here, they would run in both processes.
+    runtime.engine.forget_after_fork();
     if let Some(waker) = runtime.waker.lock().unpoisoned().take() {
         // Its thread is the parent's: the callback would never be called
         // (the next `set_pump_waker` starts the child's own).
         std::mem::forget(waker);
-        runtime.main.set_waker(None);
+        runtime.main().set_waker(None);
     }
 }

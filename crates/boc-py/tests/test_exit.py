@@ -591,6 +591,55 @@ def test_keyboard_interrupt_in_a_main_side_body_at_exit_drops_the_rest(run):
     expect_logged_drop(finished)
 
 
+#: A behavior dropped unrun by that stop leaves an object whose `__del__`
+#: calls `wait()`: the drop runs on the main thread before the dropped
+#: behavior is counted out, so that wait would wait for itself.
+WAIT_IN_DEL_OF_A_DROPPED_BEHAVIOR = (
+    LOG_WITH_NAMES
+    + """
+    import threading
+    import boc
+    from boc import Cown, PinnedCown, when
+
+    pinned = PinnedCown(0)
+
+    class WaitsWhenDropped:
+        def __del__(self):
+            try:
+                boc.wait()
+                print("wait returned", flush=True)
+            except RuntimeError as error:
+                print(f"wait refused: {error}", flush=True)
+
+    @when(pinned)
+    def interrupt(pinned):
+        print("interrupt ran", flush=True)
+        raise KeyboardInterrupt
+
+    def schedule_holding(held):
+        @when(pinned)
+        def after(pinned):
+            held
+
+    schedule_holding(WaitsWhenDropped())
+    print("main done", flush=True)
+"""
+)
+
+
+@repeated
+def test_wait_in_a_del_run_by_dropping_a_behavior_at_exit_is_refused(run):
+    finished = run_program(WAIT_IN_DEL_OF_A_DROPPED_BEHAVIOR)
+    expect_status(finished, *INTERRUPTED)
+    lines = finished.stdout.splitlines()
+    finished.expect(lines[:2] == ["main done", "interrupt ran"], "expected the body to run at exit")
+    finished.expect(
+        len(lines) == 3 and lines[2].startswith("wait refused: wait() cannot be called while this thread"),
+        "expected the wait in __del__ to be refused, not to wait for the behavior being dropped",
+    )
+    expect_logged_drop(finished)
+
+
 # --- 6. a behavior that does not finish: exit says what it waits for ------------
 
 BLOCKED_BEHAVIOR_NAME = "blocked_at_exit.py"

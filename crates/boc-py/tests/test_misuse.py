@@ -1072,8 +1072,13 @@ def test_receive_and_drain_reject_bad_tags(operation, tags, error, pattern):
         ),
         pytest.param(-math.inf, ValueError, r"^timeout must be a number of seconds >= 0 .*not -inf$", id="-inf"),
         pytest.param(math.nan, ValueError, r"^timeout must be a number of seconds >= 0 .*not nan$", id="nan"),
-        pytest.param("1", TypeError, r"^timeout must be a number of seconds \(or None to wait forever\), not str$", id="str"),
-        pytest.param(True, TypeError, r"^timeout must be a number of seconds .*not bool$", id="bool"),
+        pytest.param(
+            "1",
+            TypeError,
+            r"^argument 'timeout': timeout must be a number of seconds \(or None to wait forever\), not str$",
+            id="str",
+        ),
+        pytest.param(True, TypeError, r"^argument 'timeout': timeout must be a number of seconds .*not bool$", id="bool"),
     ],
 )
 def test_receive_rejects_a_bad_timeout(timeout, error, pattern):
@@ -1095,7 +1100,8 @@ def test_receive_timeouts_that_are_fine(timeout):
 def test_receive_rejects_an_after_that_is_not_callable(after):
     boc.send(MISUSE_TAG, "stays queued")
     with pytest.raises(
-        TypeError, match=r"^after must be a callable taking no arguments \(or None\), not " + type(after).__name__ + "$"
+        TypeError,
+        match=r"^argument 'after': after must be a callable taking no arguments \(or None\), not " + type(after).__name__ + "$"
     ):
         boc.receive(MISUSE_TAG, timeout=0, after=after)
     assert boc.drain(MISUSE_TAG) == [(MISUSE_TAG, "stays queued")], "nothing was taken"
