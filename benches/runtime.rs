@@ -73,8 +73,9 @@ impl Config {
                     config.idle_seconds = 1;
                 }
                 "--report" => config.report = args.next(),
-                // cargo bench passes --bench; other flags are cargo's.
-                _ => {}
+                // cargo bench passes --bench.
+                "--bench" => {}
+                other => panic!("unknown argument {other:?}: this benchmark takes --quick and --report PATH"),
             }
         }
         config

@@ -299,10 +299,14 @@ thread_local! {
     static SCOPES: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Whether this thread is inside a count-out scope ([`deferring_count_out`]):
-/// behaviors it released may not be counted out yet, so a wait for quiescence
-/// started here would wait for them, that is for itself. A host refuses such
-/// waits (code run by a drop inside the scope, say).
+/// Whether this thread is inside a count-out scope ([`deferring_count_out`]),
+/// of any engine: behaviors it released may not be counted out yet, so a
+/// wait for quiescence of their engine started here would wait for itself.
+/// A host with one engine (the Python binding) refuses waits here, code run
+/// by a drop inside the scope included. The facade does not need it: its
+/// scopes are its workers' and its home thread's pump, where waits on the same
+/// runtime are refused already, while a wait on *another* runtime from inside
+/// a behavior is legitimate.
 pub fn in_count_out_scope() -> bool {
     SCOPES.with(Cell::get) > 0
 }

@@ -72,9 +72,7 @@ pub enum Error {
     #[error("the behavior panicked: {0}")]
     Panicked(String),
     /// Waiting from a thread that the wait itself would need (a worker of
-    /// this runtime, inside a behavior, or a thread finishing behaviors: a
-    /// `Drop` of what a behavior captured, run before the behavior is
-    /// counted out) could never finish.
+    /// this runtime, inside a behavior) could never finish.
     #[error("cannot wait for quiescence from inside a behavior of the same runtime")]
     WaitInsideBehavior,
     /// Waiting from inside a `try_with` closure: the thread holds a cown,

@@ -462,8 +462,8 @@ impl Handle {
     /// # Errors
     ///
     /// [`Error::WaitInsideBehavior`] when called from inside a behavior of
-    /// this runtime (or from a `Drop` of what one captured), which could
-    /// never see quiescence;
+    /// this runtime (or from a `Drop` of what one captured, which runs there
+    /// too), which could never see quiescence;
     /// [`Error::WaitWhileHolding`] inside a `try_with` closure, whose cown
     /// would block the behaviors queued on it.
     pub fn quiesce(&self) -> Result<(), Error> {
@@ -482,7 +482,7 @@ impl Handle {
 
     fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
         let engine = &*self.engine;
-        if engine.is_worker_thread() || crate::engine::in_count_out_scope() {
+        if engine.is_worker_thread() {
             return Err(Error::WaitInsideBehavior);
         }
         if crate::cown::holds_a_cown() {

@@ -135,3 +135,29 @@ fn quiesce_in_the_drop_of_a_captured_value_is_refused() {
         }
     }
 }
+
+/// Only a wait on the same runtime is refused: a behavior of one runtime may
+/// wait for another (docs/guide.md), also from the home thread's pump.
+#[test]
+fn a_behavior_may_wait_for_another_runtime() {
+    for n_workers in [0, 1] {
+        let (rt1, rt2) = (runtime(n_workers), runtime(1));
+        let (ordinary, pinned) = (Cown::new(0), PinnedCown::new(&rt1, 0).unwrap());
+        let work = Cown::new(0);
+        let (other, other_too) = (rt2.handle(), rt2.handle());
+        let (work1, work2) = (work.clone(), work.clone());
+        let on_worker = rt1.when(&ordinary, move |_| {
+            other.when(&work1, |n| *n += 1);
+            other.quiesce_timeout(Duration::from_secs(30))
+        });
+        let at_home = rt1.when(&pinned, move |_| {
+            other_too.when(&work2, |n| *n += 1);
+            other_too.quiesce_timeout(Duration::from_secs(30))
+        });
+        rt1.quiesce_timeout(Duration::from_secs(30)).unwrap();
+        on_worker.take().unwrap().unwrap();
+        at_home.take().unwrap().unwrap();
+        rt2.quiesce().unwrap();
+        assert_eq!(work.try_with(|n| *n).unwrap(), 2, "{n_workers} workers");
+    }
+}

@@ -80,7 +80,7 @@ fn append_rust_sources(dir: &Path, sources: &mut String) {
 }
 
 /// The cargo target dir in effect: `$CARGO_TARGET_DIR`, else `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
         Some(dir) => root.join(dir), // an absolute dir replaces `root`
         None => root.join("target"),

@@ -32,9 +32,7 @@ BENCHMARKS.md.
 Every sample is a fresh process (``boc_side.py`` or ``bocpy_side.py``, through
 ``harness.py``) that warms up, then times scheduling the behaviors and waiting
 for them; the two sides of a row alternate (ABBA) over the repeats, and each
-side's median is reported. The Rust section of BENCHMARKS.md
-(``cargo xtask bench``, benches/runtime.rs) is left as it is: this script
-rewrites only the text between its two markers, which that benchmark keeps.
+side's median is reported.
 
 With ``--reference-boc-python PY`` (an environment with another build of boc,
 say the commit before a change), every boc-against-bocpy row also times that

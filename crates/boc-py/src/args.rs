@@ -14,18 +14,17 @@ pub(crate) fn type_name(object: &Bound<'_, PyAny>) -> String {
     object.get_type().name().map_or_else(|_| "an object".to_owned(), |name| name.to_string())
 }
 
-/// Converts `Self` from a Python argument, by a rule this module states once.
-/// Each type below is the one rule for one kind of argument, so a
-/// `#[pyfunction]` names the type and PyO3 applies it: an argument that is
-/// absent or `None` is `Option::None` at the function (where `None` means
-/// something of its own, the type's docs say what), anything else goes
-/// through the type's `extract`.
-///
-/// The messages name the argument themselves, as every error of the API does.
-/// PyO3 puts `argument '<name>': ` before a `TypeError` raised while it
-/// converts an argument (not before a `ValueError`), so a wrong type reads
-/// `argument 'timeout': timeout must be a number of seconds (or None to wait
-/// forever), not str`; docs/python-misuse.md quotes them so.
+/// The types below are the rules for the kinds of argument of the API, one
+/// each, as `FromPyObject` impls. The functions take each argument raw
+/// (`Option<&Bound<PyAny>>`, absent and `None` alike being `None`) and convert
+/// it with [`given`] inside `exit::call`, not through their signatures, for two
+/// reasons: a conversion may run Python (an `int` subclass's `__gt__` or
+/// `__str__`), which a foreign thread must only do inside its exit window
+/// (see `exit.rs`: re-taking the GIL during finalization unwinds the thread);
+/// and PyO3 would put `argument '<name>': ` before a `TypeError` from a
+/// conversion it runs itself, where every message of the API names its
+/// argument in one way: `timeout must be a number of seconds (or None to wait
+/// forever), not str`.
 macro_rules! from_py {
     ($type:ty, |$value:ident| $body:expr) => {
         impl<'a, 'py> FromPyObject<'a, 'py> for $type {
@@ -37,6 +36,15 @@ macro_rules! from_py {
             }
         }
     };
+}
+
+/// `value` converted by `T`'s rule; `None` if the argument was absent or `None`
+/// (what that means is the function's to say).
+pub(crate) fn given<'py, T>(value: Option<&Bound<'py, PyAny>>) -> PyResult<Option<T>>
+where
+    T: for<'a> FromPyObject<'a, 'py, Error = PyErr>,
+{
+    value.filter(|value| !value.is_none()).map(|value| value.extract()).transpose()
 }
 
 /// `start`'s `workers`: an `int` from 0 to [`MAX_WORKERS`], never a `bool`.
@@ -79,9 +87,9 @@ fn number(name: &str, what: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
 pub(crate) struct Timeout(Option<Duration>);
 
 impl Timeout {
-    /// How long an optional `timeout` argument waits: `None` is forever.
-    pub(crate) fn of(timeout: Option<Self>) -> Option<Duration> {
-        timeout.and_then(|Self(within)| within)
+    /// How long a `timeout` argument waits: `None` is forever.
+    pub(crate) fn of(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+        Ok(given::<Self>(timeout)?.and_then(|Self(within)| within))
     }
 }
 
@@ -135,20 +143,28 @@ from_py!(RaiseOnError, |flag| match flag.cast::<PyBool>() {
     Err(_) => Err(PyTypeError::new_err(format!("raise_on_error must be a bool, not {}", type_name(flag)))),
 });
 
-/// `set_pump_watchdog`'s `warn_ms`: a threshold, or `None` for off (the one
-/// argument here whose `None` is a value of the type: its default is not `None`).
-pub(crate) enum WarnMs {
-    Off,
-    After(Duration),
+/// `set_pump_watchdog`'s `warn_ms`: a threshold; one too large to represent
+/// is never reached. (`None`: the watchdog off; absent: the default, see
+/// [`Unconverted`].)
+pub(crate) struct WarnMs(pub(crate) Duration);
+
+from_py!(WarnMs, |warn_ms| Ok(Self(millis("warn_ms", warn_ms, "to turn the watchdog off")?.unwrap_or(Duration::MAX))));
+
+/// An argument whose default is not `None` (`warn_ms`), taken raw in the
+/// signature, to be converted by [`given`] later: `Default` when absent. Its
+/// own conversion runs no Python.
+pub(crate) enum Unconverted<'py> {
+    Default,
+    Given(Bound<'py, PyAny>),
 }
 
-from_py!(WarnMs, |warn_ms| {
-    if warn_ms.is_none() {
-        return Ok(Self::Off);
+impl<'a, 'py> FromPyObject<'a, 'py> for Unconverted<'py> {
+    type Error = PyErr;
+
+    fn extract(value: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Self::Given(value.to_owned()))
     }
-    // A threshold too large to represent is never reached.
-    Ok(Self::After(millis("warn_ms", warn_ms, "to turn the watchdog off")?.unwrap_or(Duration::MAX)))
-});
+}
 
 /// A callable argument; `what` says what it must be, for the `TypeError`.
 fn callable<'py>(value: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyAny>> {

@@ -2,7 +2,7 @@
 //! pump descriptor, the pump waker (a thread of its own that calls the
 //! Python callback) and the starvation watchdog.
 
-use crate::args::{OnStarve, WarnMs, type_name};
+use crate::args::{OnStarve, Unconverted, WarnMs, given, type_name};
 use crate::exit;
 use crate::primitive::Unpoisoned;
 use crate::primitive::{AtomicBool, Ordering};
@@ -45,10 +45,20 @@ pub(crate) fn log_starvation(on_starve: Option<Py<PyAny>>) -> impl Fn(&Starvatio
 /// default is 2000. `on_starve(message)` receives the report instead of
 /// the `boc` logger (WARNING). It warns; it never raises.
 #[pyfunction]
-#[pyo3(signature = (warn_ms = WarnMs::After(WatchdogConfig::DEFAULT_THRESHOLD), on_starve = None))]
-pub(crate) fn set_pump_watchdog(py: Python<'_>, warn_ms: WarnMs, on_starve: Option<OnStarve<'_>>) -> PyResult<()> {
+#[pyo3(signature = (warn_ms = Some(Unconverted::Default), on_starve = None))]
+pub(crate) fn set_pump_watchdog(
+    py: Python<'_>,
+    warn_ms: Option<Unconverted<'_>>,
+    on_starve: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     exit::call(py, || {
-        let config = if let WarnMs::After(threshold) = warn_ms {
+        let threshold = match warn_ms {
+            None => None,
+            Some(Unconverted::Default) => Some(WatchdogConfig::DEFAULT_THRESHOLD),
+            Some(Unconverted::Given(warn_ms)) => given::<WarnMs>(Some(&warn_ms))?.map(|WarnMs(threshold)| threshold),
+        };
+        let on_starve = given::<OnStarve<'_>>(on_starve)?;
+        let config = if let Some(threshold) = threshold {
             let sink = log_starvation(on_starve.map(|OnStarve(callback)| callback.unbind()));
             Some(WatchdogConfig::new(threshold).with_sink(sink))
         } else {

@@ -2,7 +2,7 @@
 //! for it, on the main thread through boc-pin's wait loop (pumping), off it
 //! on the current pool's count; and `_state`.
 
-use crate::args::{Timeout, Workers};
+use crate::args::{Timeout, Workers, given};
 use crate::behavior;
 use crate::errors;
 use crate::exit;
@@ -29,14 +29,14 @@ use std::time::{Duration, Instant};
 /// `RuntimeError` (call `wait()` or `stop()` first).
 #[pyfunction]
 #[pyo3(signature = (workers = None))]
-pub(crate) fn start(py: Python<'_>, workers: Option<Workers>) -> PyResult<()> {
+pub(crate) fn start(py: Python<'_>, workers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     exit::call(py, || {
         if behavior::in_behavior() {
             return Err(PyRuntimeError::new_err(
                 "start() cannot be called from inside a behavior; the runtime is already running there",
             ));
         }
-        let n_workers = workers.map(|Workers(n_workers)| n_workers);
+        let n_workers = given::<Workers>(workers)?.map(|Workers(n_workers)| n_workers);
         exit::gate_schedule(py, "start")?;
         let runtime = runtime()?;
         if let Some(running) = runtime.current().filter(|running| !running.is_closed()) {
@@ -66,15 +66,15 @@ pub(crate) fn start(py: Python<'_>, workers: Option<Workers>) -> PyResult<()> {
 /// inside a behavior. Releases the GIL while blocked; Ctrl-C interrupts it.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
-pub(crate) fn wait(py: Python<'_>, timeout: Option<Timeout>) -> PyResult<()> {
-    exit::call(py, || wait_for_all(py, &Waiting::new("wait", Timeout::of(timeout), true)))
+pub(crate) fn wait(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    exit::call(py, || wait_for_all(py, &Waiting::new("wait", Timeout::of(timeout)?, true)))
 }
 
 /// Like `wait()`, but leave the worker pool running.
 #[pyfunction]
 #[pyo3(signature = (timeout = None))]
-pub(crate) fn quiesce(py: Python<'_>, timeout: Option<Timeout>) -> PyResult<()> {
-    exit::call(py, || wait_for_all(py, &Waiting::new("quiesce", Timeout::of(timeout), false)))
+pub(crate) fn quiesce(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    exit::call(py, || wait_for_all(py, &Waiting::new("quiesce", Timeout::of(timeout)?, false)))
 }
 
 /// Finish all scheduled work (pumping on the main thread), then stop the

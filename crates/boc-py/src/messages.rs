@@ -2,7 +2,7 @@
 //! by every thread of the process (boc-msg's `Mailbox`), carrying plain
 //! Python objects (never pickled, never copied).
 
-use crate::args::{After, Timeout, type_name};
+use crate::args::{After, Timeout, given, type_name};
 use crate::thread::SIGNAL_CHECK_INTERVAL;
 use boc::Mailbox;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -120,12 +120,13 @@ pub(crate) fn send(py: Python<'_>, tag: &Bound<'_, PyAny>, contents: Py<PyAny>) 
 pub(crate) fn receive(
     py: Python<'_>,
     tags: &Bound<'_, PyAny>,
-    timeout: Option<Timeout>,
-    after: Option<After<'_>>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    after: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     crate::exit::call(py, || {
         let tags = tags_arg(tags)?;
-        let timeout = Timeout::of(timeout);
+        let timeout = Timeout::of(timeout)?;
+        let after = given::<After<'_>>(after)?;
         let message = match MAILBOX.try_receive(&tags) {
             Some(message) => Some(message),
             None if timeout == Some(Duration::ZERO) => None,

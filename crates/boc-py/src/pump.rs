@@ -1,6 +1,6 @@
 //! `pump`: running main-side behaviors on the main thread, within a budget.
 
-use crate::args::{DeadlineMs, MaxBehaviors, RaiseOnError};
+use crate::args::{DeadlineMs, MaxBehaviors, RaiseOnError, given};
 use crate::behavior::{self, MainContext};
 use crate::errors;
 use crate::exit;
@@ -21,21 +21,21 @@ use std::time::Instant;
 #[pyo3(signature = (max_behaviors = None, deadline_ms = None, raise_on_error = None))]
 pub(crate) fn pump(
     py: Python<'_>,
-    max_behaviors: Option<MaxBehaviors>,
-    deadline_ms: Option<DeadlineMs>,
-    raise_on_error: Option<RaiseOnError>,
+    max_behaviors: Option<&Bound<'_, PyAny>>,
+    deadline_ms: Option<&Bound<'_, PyAny>>,
+    raise_on_error: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(usize, bool, usize, usize)> {
     exit::call(py, || {
         let mut budget = Budget::unbounded();
-        if let Some(MaxBehaviors(max_behaviors)) = max_behaviors {
+        if let Some(MaxBehaviors(max_behaviors)) = given(max_behaviors)? {
             budget = budget.with_max_behaviors(max_behaviors);
         }
         // A deadline too far to represent is no deadline.
-        let within = deadline_ms.and_then(|DeadlineMs(within)| within);
+        let within = given(deadline_ms)?.and_then(|DeadlineMs(within)| within);
         if let Some(deadline) = within.and_then(|within| Instant::now().checked_add(within)) {
             budget = budget.with_deadline(deadline);
         }
-        let raise_on_error = raise_on_error.is_some_and(|RaiseOnError(flag)| flag);
+        let raise_on_error = given(raise_on_error)?.is_some_and(|RaiseOnError(flag)| flag);
         if !is_main_thread() {
             return Err(errors::off_main("pump"));
         }

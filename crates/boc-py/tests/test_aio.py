@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -160,7 +161,10 @@ def test_attach_needs_the_main_thread_and_a_loop():
     assert isinstance(error, RuntimeError) and "main thread" in str(error)
 
 
-@pytest.mark.parametrize(("deadline", "error"), [(0, ValueError), (-1, ValueError), ("5", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    ("deadline", "error"),
+    [(0, ValueError), (-1, ValueError), ("5", TypeError), (True, TypeError), (math.inf, ValueError), (10**400, ValueError)],
+)
 def test_attach_refuses_a_bad_deadline(deadline, error):
     async def main():
         with pytest.raises(error, match="deadline_ms"):

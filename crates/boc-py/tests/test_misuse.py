@@ -1075,10 +1075,10 @@ def test_receive_and_drain_reject_bad_tags(operation, tags, error, pattern):
         pytest.param(
             "1",
             TypeError,
-            r"^argument 'timeout': timeout must be a number of seconds \(or None to wait forever\), not str$",
+            r"^timeout must be a number of seconds \(or None to wait forever\), not str$",
             id="str",
         ),
-        pytest.param(True, TypeError, r"^argument 'timeout': timeout must be a number of seconds .*not bool$", id="bool"),
+        pytest.param(True, TypeError, r"^timeout must be a number of seconds .*not bool$", id="bool"),
     ],
 )
 def test_receive_rejects_a_bad_timeout(timeout, error, pattern):
@@ -1101,7 +1101,7 @@ def test_receive_rejects_an_after_that_is_not_callable(after):
     boc.send(MISUSE_TAG, "stays queued")
     with pytest.raises(
         TypeError,
-        match=r"^argument 'after': after must be a callable taking no arguments \(or None\), not " + type(after).__name__ + "$"
+        match=r"^after must be a callable taking no arguments \(or None\), not " + type(after).__name__ + "$"
     ):
         boc.receive(MISUSE_TAG, timeout=0, after=after)
     assert boc.drain(MISUSE_TAG) == [(MISUSE_TAG, "stays queued")], "nothing was taken"

@@ -19,9 +19,13 @@ def positive_millis(name: str, value: object) -> float:
     """``value`` as a positive, finite number of milliseconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a positive number of milliseconds, not {type(value).__name__}")
-    if not (value > 0 and math.isfinite(value)):
+    try:
+        millis = float(value)
+    except OverflowError:  # an int beyond any float
+        millis = math.inf
+    if not (millis > 0 and math.isfinite(millis)):
         raise ValueError(f"{name} must be a positive, finite number of milliseconds, not {value}")
-    return float(value)
+    return millis
 
 
 #: The attachment pumping boc now, if any: there is one main-side queue and
