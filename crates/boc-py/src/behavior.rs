@@ -241,7 +241,7 @@ impl Payload for PyBody {
             Some((function, args)) => [Some(function), Some(args.into_any())],
             None => [None, None],
         };
-        let cowns = std::mem::replace(&mut self.cowns, CownList::Empty);
+        let cowns = std::mem::replace(&mut self.cowns, CownList::EMPTY);
         defer(Leftovers { objects: [function, args], cowns });
     }
 
@@ -277,7 +277,7 @@ impl Payload for PinnedDrop {
     fn released(&mut self) {
         // If it never ran (discarded at exit), the value is dropped with the
         // leftovers, by the main thread that discarded it.
-        defer(Leftovers { objects: [self.value.take(), None], cowns: CownList::Empty });
+        defer(Leftovers { objects: [self.value.take(), None], cowns: CownList::EMPTY });
     }
 
     fn label(&self) -> Option<Arc<str>> {
@@ -550,40 +550,27 @@ impl When {
     }
 }
 
-/// The distinct cowns of a behavior, sorted by key, result cown included:
-/// inline for the usual small request sets (a worker would otherwise free a
-/// buffer the scheduling thread allocated, taking the allocator's locks),
-/// boxed beyond.
-enum CownList {
-    One([Arc<CownCore>; 1]),
-    Two([Arc<CownCore>; 2]),
-    Three([Arc<CownCore>; 3]),
-    Many(Box<[Arc<CownCore>]>),
-    /// After the release.
-    Empty,
-}
+/// The distinct cowns of a behavior, sorted by key, result cown included;
+/// empty after the release. One buffer per behavior, allocated by the
+/// scheduling thread and freed by the releasing one: the cross-thread free
+/// that mimalloc serves well (the allocation A/B in BENCHMARKS.md measured
+/// inline lists for small request sets within noise of this).
+struct CownList(Vec<Arc<CownCore>>);
 
 impl CownList {
+    /// After the release.
+    const EMPTY: Self = Self(Vec::new());
+
     /// `named` (with duplicates, any order) plus `result`, which sorts last:
     /// it was created after every named cown, and keys grow with creation.
     fn new(named: &[Arc<CownCore>], result: Arc<CownCore>) -> Self {
         debug_assert!(named.iter().all(|cown| cown.key() < result.key()));
-        match named {
-            [] => Self::One([result]),
-            [a] => Self::Two([Arc::clone(a), result]),
-            [a, b] if Arc::ptr_eq(a, b) => Self::Two([Arc::clone(a), result]),
-            [a, b] => {
-                let (first, second) = if a.key() < b.key() { (a, b) } else { (b, a) };
-                Self::Three([Arc::clone(first), Arc::clone(second), result])
-            }
-            _ => {
-                let mut cowns = named.to_vec();
-                cowns.sort_unstable_by_key(|cown| cown.key());
-                cowns.dedup_by(|a, b| Arc::ptr_eq(a, b));
-                cowns.push(result);
-                Self::Many(cowns.into_boxed_slice())
-            }
-        }
+        let mut cowns = Vec::with_capacity(named.len() + 1);
+        cowns.extend(named.iter().cloned());
+        cowns.sort_unstable_by_key(|cown| cown.key());
+        cowns.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        cowns.push(result);
+        Self(cowns)
     }
 
     /// The result cown: the newest, so the last.
@@ -592,13 +579,7 @@ impl CownList {
     }
 
     fn as_slice(&self) -> &[Arc<CownCore>] {
-        match self {
-            Self::One(cowns) => cowns,
-            Self::Two(cowns) => cowns,
-            Self::Three(cowns) => cowns,
-            Self::Many(cowns) => cowns,
-            Self::Empty => &[],
-        }
+        &self.0
     }
 }
 
