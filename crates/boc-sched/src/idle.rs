@@ -102,6 +102,7 @@
 
 use crate::park::{Parker, Unparker};
 use crate::primitive::{AtomicUsize, Backoff, Ordering, fence};
+use crossbeam_utils::CachePadded;
 
 /// `state`: running, or searching with a unit (the unit is in `counts`).
 const AWAKE: usize = 0;
@@ -151,8 +152,10 @@ pub(crate) struct Idle {
     /// (SeqCst) by notifiers at S3. Pairs: P2 with S3 through the P3/S2
     /// fences; see the module doc.
     counts: AtomicUsize,
-    /// One per worker, indexed by worker index.
-    sleepers: Box<[Sleeper]>,
+    /// One per worker, indexed by worker index, each on its own cache line:
+    /// a worker's park and a notifier's wake-up of another worker touch
+    /// different sleepers.
+    sleepers: Box<[CachePadded<Sleeper>]>,
     /// Workers blocked in P5 right now. Diagnostic only (tests and
     /// [`crate::Pool::n_parked`]); written by each worker around its park
     /// loop, read by anyone; Relaxed, it orders nothing.
@@ -175,8 +178,10 @@ struct Sleeper {
 
 impl Idle {
     pub(crate) fn new(unparkers: impl IntoIterator<Item = Unparker>) -> Self {
-        let sleepers: Box<[Sleeper]> =
-            unparkers.into_iter().map(|unparker| Sleeper { state: AtomicUsize::new(AWAKE), unparker }).collect();
+        let sleepers: Box<[CachePadded<Sleeper>]> = unparkers
+            .into_iter()
+            .map(|unparker| CachePadded::new(Sleeper { state: AtomicUsize::new(AWAKE), unparker }))
+            .collect();
         debug_assert!(sleepers.len() <= MAX_WORKERS);
         Self { counts: AtomicUsize::new(0), sleepers, n_parked: AtomicUsize::new(0) }
     }
