@@ -159,6 +159,84 @@ impl<W: Runner<Ready>> Epoch<W> {
         self.terminator.is_closed() || self.terminator.try_close_idle()
     }
 
+    /// Counts a behavior in on this epoch, unless it is closed (retired or
+    /// shut down). For a host that keeps its epoch: [`Engine::count_in`]
+    /// finds the live one under a lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutDown`] when the epoch is closed.
+    pub fn count_in(self: &Arc<Self>) -> Result<Ticket<W>, Error> {
+        Self::admit(Arc::clone(self))
+    }
+
+    /// Counts a behavior in on `epoch`: its ticket, or the refusal.
+    fn admit(epoch: Arc<Self>) -> Result<Ticket<W>, Error> {
+        if epoch.terminator.try_increment() {
+            return Ok(Ticket { epoch: Some(epoch) });
+        }
+        // Refused: the terminator undid the `+1` with a plain decrement,
+        // which may have been the one to bring the count to zero after the
+        // last behavior's count-out saw it above zero. Then nobody else
+        // wakes a home thread waiting for zero or lets go of the callbacks:
+        // do it here. (Of refused increments racing each other, the last to
+        // decrement sees zero here; a spurious wake is harmless.) The undo
+        // is this behavior's count-out.
+        if epoch.home.main.count_out(|| epoch.terminator.count() == 0) {
+            after_last_count_out(&epoch.home);
+        }
+        Err(Error::ShutDown)
+    }
+
+    /// The payload with `ticket` moved inside it (no second count of the
+    /// epoch's `Arc`), after checking that the ticket is this epoch's.
+    fn counted<P: Payload>(&self, ticket: Ticket<W>, payload: P) -> Counted<P> {
+        assert!(std::ptr::eq(ticket.epoch(), self), "a ticket is scheduled through the epoch it was counted in on");
+        Counted { payload, ticket: Some(Counting(ticket.into_inner() as Arc<dyn CountOut>)) }
+    }
+
+    /// [`Engine::schedule`] through this epoch, which the caller keeps alive
+    /// for the call by borrowing it (the behavior keeps it alive afterwards),
+    /// so the ticket's `Arc` moves into the behavior as it is. Panics if
+    /// `ticket` was counted in on another epoch.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Engine::schedule`].
+    pub unsafe fn schedule<'c, P: Payload>(
+        &self,
+        ticket: Ticket<W>,
+        cowns: impl ExactSizeIterator<Item = &'c CownHeader>,
+        payload: P,
+        flags: u32,
+    ) {
+        let counted = self.counted(ticket, payload);
+        // SAFETY: the cowns are the caller's contract; the dispatcher is
+        // `self`, alive for this call (borrowed) and afterwards for as long
+        // as the behavior is linked anywhere (its ticket, inside the
+        // payload, holds the epoch's `Arc` and is dropped only after the
+        // release).
+        unsafe { boc_core::schedule(cowns, counted, flags, self) };
+    }
+
+    /// [`schedule`](Self::schedule), returning a [`Watch`] on the behavior,
+    /// whose payload is a [`Counted<P>`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`Engine::schedule`].
+    pub unsafe fn schedule_watched<'c, P: Payload>(
+        &self,
+        ticket: Ticket<W>,
+        cowns: impl ExactSizeIterator<Item = &'c CownHeader>,
+        payload: P,
+        flags: u32,
+    ) -> Watch {
+        let counted = self.counted(ticket, payload);
+        // SAFETY: as in `schedule`.
+        unsafe { boc_core::schedule_watched(cowns, counted, flags, self) }
+    }
+
     /// Whether the calling thread is one of this epoch's workers.
     pub fn is_worker_thread(&self) -> bool {
         self.pool.is_worker_thread()
@@ -261,6 +339,10 @@ impl<W: Runner<Ready>> Ticket<W> {
     /// The epoch the behavior is counted in on.
     pub fn epoch(&self) -> &Epoch<W> {
         self.epoch.as_deref().expect("a ticket has its epoch until it is moved")
+    }
+
+    fn epoch_arc(&self) -> Arc<Epoch<W>> {
+        Arc::clone(self.epoch.as_ref().expect("a ticket has its epoch until it is moved"))
     }
 
     fn into_inner(mut self) -> Arc<Epoch<W>> {
@@ -549,21 +631,7 @@ impl<W: Runner<Ready>> Engine<W> {
     /// [`Error::ShutDown`] when no epoch is live (none started, retired, or
     /// the engine shut down).
     pub fn count_in(&self) -> Result<Ticket<W>, Error> {
-        let epoch = self.current().ok_or(Error::ShutDown)?;
-        if epoch.terminator.try_increment() {
-            return Ok(Ticket { epoch: Some(epoch) });
-        }
-        // Refused: the terminator undid the `+1` with a plain decrement,
-        // which may have been the one to bring the count to zero after the
-        // last behavior's count-out saw it above zero. Then nobody else
-        // wakes a home thread waiting for zero or lets go of the callbacks:
-        // do it here. (Of refused increments racing each other, the last to
-        // decrement sees zero here; a spurious wake is harmless.) The undo
-        // is this behavior's count-out.
-        if epoch.home.main.count_out(|| epoch.terminator.count() == 0) {
-            after_last_count_out(&epoch.home);
-        }
-        Err(Error::ShutDown)
+        Epoch::admit(self.current().ok_or(Error::ShutDown)?)
     }
 
     /// Schedules `payload` to run once it holds every cown in `cowns`
@@ -583,13 +651,10 @@ impl<W: Runner<Ready>> Engine<W> {
         payload: P,
         flags: u32,
     ) {
-        let epoch = ticket.into_inner();
-        let counted = Counted { payload, ticket: Some(Counting(Arc::clone(&epoch) as Arc<dyn CountOut>)) };
-        // SAFETY: the cowns are the caller's contract; the dispatcher is
-        // `epoch`, alive for this call (a local `Arc`) and afterwards for as
-        // long as the behavior is linked anywhere (its ticket, inside the
-        // payload, is dropped only after its release).
-        unsafe { boc_core::schedule(cowns, counted, flags, &*epoch) };
+        // A local `Arc` keeps the epoch alive for the call.
+        let epoch = ticket.epoch_arc();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { epoch.schedule(ticket, cowns, payload, flags) };
     }
 
     /// [`schedule`](Self::schedule), returning a [`Watch`] on the behavior,
@@ -605,10 +670,10 @@ impl<W: Runner<Ready>> Engine<W> {
         payload: P,
         flags: u32,
     ) -> Watch {
-        let epoch = ticket.into_inner();
-        let counted = Counted { payload, ticket: Some(Counting(Arc::clone(&epoch) as Arc<dyn CountOut>)) };
-        // SAFETY: as in `schedule`.
-        unsafe { boc_core::schedule_watched(cowns, counted, flags, &*epoch) }
+        // A local `Arc` keeps the epoch alive for the call.
+        let epoch = ticket.epoch_arc();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { epoch.schedule_watched(ticket, cowns, payload, flags) }
     }
 
     /// Runs `payload` on the home thread as a main-side behavior with no

@@ -3,7 +3,7 @@
 //! (boc-pin).
 
 use crate::Error;
-use crate::engine::{Config, Counted, Engine, Home, PINNED, PlainWorkers};
+use crate::engine::{Config, Counted, Engine, Epoch, Home, PINNED, PlainWorkers};
 use crate::pending::{Outcome, Outcomes, Pending};
 use crate::primitive::Unpoisoned;
 use crate::set::{Acquired, CownSet, HomeId};
@@ -156,8 +156,8 @@ impl Builder {
         let watchdog = self.watchdog.unwrap_or_else(|| MainConfig::default().watchdog);
         let config = Config { home: Home::Current, main: MainConfig { watchdog } };
         let engine = Engine::new(config, Arc::new(PlainWorkers))?;
-        engine.start(n_workers, PoolOptions::default())?;
-        Ok(Runtime { handle: Handle { engine: Arc::new(engine) }, _home: PhantomData })
+        let epoch = engine.start(n_workers, PoolOptions::default())?;
+        Ok(Runtime { handle: Handle { engine: Arc::new(engine), epoch }, _home: PhantomData })
     }
 }
 
@@ -247,12 +247,13 @@ impl std::ops::Deref for Runtime {
 /// queue. It does, because the behavior owns it:
 ///
 /// 1. *The dispatcher is an epoch*, the engine's pool of workers with its
-///    count (`engine::Epoch`), owned by `Arc`s: the engine's own, and one
-///    inside every behavior counted in on it.
-/// 2. *Every behavior carries its ticket.* `Engine::count_in` gives a
-///    ticket (an `Arc` of the live epoch) before `schedule` links the
-///    behavior anywhere, and `Engine::schedule` moves it into the
-///    behavior's payload, dispatching through that very epoch. The payload
+///    count (`engine::Epoch`), owned by `Arc`s: the engine's own, each
+///    handle's, and one inside every behavior counted in on it.
+/// 2. *Every behavior carries its ticket.* `Epoch::count_in` gives a
+///    ticket (an `Arc` of the handle's epoch) before `schedule` links the
+///    behavior anywhere, and `Epoch::schedule_watched` moves it into the
+///    behavior's payload, dispatching through that very epoch (lent by the
+///    handle for the call). The payload
 ///    lets go of it in `Payload::released`, the last time the protocol
 ///    touches the behavior; until then the behavior is linked, waiting,
 ///    ready or running, and its epoch cannot be freed.
@@ -309,6 +310,11 @@ impl std::fmt::Debug for Runtime {
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) engine: Arc<FacadeEngine>,
+    /// The engine's one epoch (a facade runtime never starts another):
+    /// behaviors count in on it without looking it up, and are scheduled
+    /// through it while this handle lends it (`Epoch::schedule_watched`).
+    /// Closed once the runtime shuts down, which refuses new behaviors.
+    epoch: Arc<Epoch<PlainWorkers>>,
 }
 
 impl Handle {
@@ -420,15 +426,15 @@ impl Handle {
     {
         let engine = &*self.engine;
         cowns.check(HomeId(engine.id()))?;
-        let ticket = engine.count_in()?;
+        let ticket = self.epoch.count_in()?;
         let flags = if cowns.is_pinned() { PINNED } else { 0 };
         let payload =
             Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun), label };
         // SAFETY: the payload owns a handle to every cown until it is
-        // released, so they outlive the behavior; the engine's dispatcher is
-        // kept alive by the behavior's own ticket (the argument on
-        // `Runtime`'s `Drop`).
-        let watch = unsafe { engine.schedule_watched(ticket, cowns.headers(), payload, flags) };
+        // released, so they outlive the behavior; the dispatcher, the epoch,
+        // is lent by this handle for the call and kept alive afterwards by the
+        // behavior's own ticket (the argument on `Runtime`'s `Drop`).
+        let watch = unsafe { self.epoch.schedule_watched(ticket, cowns.headers(), payload, flags) };
         // SAFETY: `locate_outcome` is instantiated with the payload's type.
         Ok(unsafe { Pending::new(watch, locate_outcome::<C::Owned, F, R>) })
     }
