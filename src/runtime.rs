@@ -45,6 +45,9 @@ struct Body<O, F, R> {
     body: Option<F>,
     /// Read by the behavior's `Pending` once it is done.
     outcome: Mutex<Outcomes<R>>,
+    /// Whether the body panicked: set by `run`, read by `failed` right
+    /// after it on the same thread (no lock for what `run` just decided).
+    panicked: bool,
     label: Label,
 }
 
@@ -62,6 +65,7 @@ where
         // not outlive the call.
         let refs = unsafe { cowns.refs() };
         let outcome: Outcome<R> = unwind::catch(move || body(refs));
+        self.panicked = outcome.is_err();
         *self.outcome.get_mut().unpoisoned() = Outcomes::Done(outcome);
     }
 
@@ -75,7 +79,7 @@ where
     }
 
     fn failed(&self) -> bool {
-        matches!(*self.outcome.lock().unpoisoned(), Outcomes::Done(Err(_)))
+        self.panicked
     }
 
     fn label(&self) -> Option<Arc<str>> {
@@ -428,8 +432,13 @@ impl Handle {
         cowns.check(HomeId(engine.id()))?;
         let ticket = self.epoch.count_in()?;
         let flags = if cowns.is_pinned() { PINNED } else { 0 };
-        let payload =
-            Body { cowns: Some(cowns.to_owned()), body: Some(body), outcome: Mutex::new(Outcomes::NotRun), label };
+        let payload = Body {
+            cowns: Some(cowns.to_owned()),
+            body: Some(body),
+            outcome: Mutex::new(Outcomes::NotRun),
+            panicked: false,
+            label,
+        };
         // SAFETY: the payload owns a handle to every cown until it is
         // released, so they outlive the behavior; the dispatcher, the epoch,
         // is lent by this handle for the call and kept alive afterwards by the
