@@ -116,6 +116,14 @@ impl HomeSide {
 
 /// One pool of workers and the count of the behaviors counted in on it:
 /// the dispatcher of those behaviors, kept alive by their tickets.
+///
+/// `repr(C)` with the terminator first (its count first in it, also
+/// `repr(C)`): inside the `Arc`, the count sits on the cache line of the
+/// `Arc`'s own strong count, and each behavior changes both (the ticket's
+/// `Arc` and the count in; the count out and the `Arc`'s drop), on the
+/// scheduling thread and then on a worker: one line moves between them,
+/// not two.
+#[repr(C)]
 pub struct Epoch<W: Runner<Ready>> {
     terminator: Terminator,
     pool: Pool<Ready, EpochWorkers<W>>,

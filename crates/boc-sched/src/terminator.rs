@@ -86,6 +86,7 @@ const COUNT_MASK: usize = !CLOSED;
 /// in_flight.decrement();
 /// assert!(in_flight.wait_idle(None));
 /// ```
+#[repr(C)] // `count` first: an embedding type may put it beside its own hot fields.
 pub struct Terminator {
     /// Scheduled-but-unfinished work in the low bits, and the [`CLOSED`]
     /// flag in the top bit.
