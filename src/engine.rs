@@ -117,15 +117,28 @@ impl HomeSide {
 /// One pool of workers and the count of the behaviors counted in on it:
 /// the dispatcher of those behaviors, kept alive by their tickets.
 ///
-/// `repr(C)` with the terminator first (its count first in it, also
-/// `repr(C)`): inside the `Arc`, the count sits on the cache line of the
-/// `Arc`'s own strong count, and each behavior changes both (the ticket's
-/// `Arc` and the count in; the count out and the `Arc`'s drop), on the
-/// scheduling thread and then on a worker: one line moves between them,
-/// not two.
+/// Laid out for the two cache lines each behavior touches. The count and
+/// the `Arc`'s own strong count change for every behavior, on the
+/// scheduling thread (the ticket's `Arc` and the count in) and then on a
+/// worker (the count out and the `Arc`'s drop): `repr(C)` with the
+/// terminator first (its count first in it, also `repr(C)`) puts the count
+/// right after the `Arc`'s counts, so one line moves between the two
+/// threads, not two. What dispatching reads (the pool, the worker count,
+/// the home side) is never written after the start, so it lives apart, in
+/// a `Dispatcher` of its own allocation and cache lines: on the
+/// counts' line, every dispatch would miss on it after each count-out.
 #[repr(C)]
 pub struct Epoch<W: Runner<Ready>> {
     terminator: Terminator,
+    dispatcher: Box<Dispatcher<W>>,
+}
+
+/// The part of an [`Epoch`] that dispatching reads: the behaviors it
+/// schedules are dispatched through it. Aligned to two cache lines (the
+/// pair that x86 prefetches together, as `crossbeam_utils::CachePadded`),
+/// so no counter written per behavior shares a line with it.
+#[repr(align(128))]
+struct Dispatcher<W: Runner<Ready>> {
     pool: Pool<Ready, EpochWorkers<W>>,
     n_workers: usize,
     home: Arc<HomeSide>,
@@ -135,12 +148,12 @@ impl<W: Runner<Ready>> Epoch<W> {
     /// Whether a behavior runs on the home thread in this epoch: pinned,
     /// or no workers to run it.
     pub fn runs_at_home(&self, pinned: bool) -> bool {
-        Affinity::classify([pinned], self.n_workers) == Affinity::Main
+        self.dispatcher.runs_at_home(pinned)
     }
 
     /// The epoch's worker count.
     pub fn n_workers(&self) -> usize {
-        self.n_workers
+        self.dispatcher.n_workers
     }
 
     /// Behaviors counted in and not finished (a snapshot).
@@ -190,8 +203,9 @@ impl<W: Runner<Ready>> Epoch<W> {
         // do it here. (Of refused increments racing each other, the last to
         // decrement sees zero here; a spurious wake is harmless.) The undo
         // is this behavior's count-out.
-        if epoch.home.main.count_out(|| epoch.terminator.count() == 0) {
-            after_last_count_out(&epoch.home);
+        let home = &epoch.dispatcher.home;
+        if home.main.count_out(|| epoch.terminator.count() == 0) {
+            after_last_count_out(home);
         }
         Err(Error::ShutDown)
     }
@@ -220,11 +234,11 @@ impl<W: Runner<Ready>> Epoch<W> {
     ) {
         let counted = self.counted(ticket, payload);
         // SAFETY: the cowns are the caller's contract; the dispatcher is
-        // `self`, alive for this call (borrowed) and afterwards for as long
-        // as the behavior is linked anywhere (its ticket, inside the
-        // payload, holds the epoch's `Arc` and is dropped only after the
-        // release).
-        unsafe { boc_core::schedule(cowns, counted, flags, self) };
+        // `self`'s, owned by it (freed only with it), alive for this call
+        // (borrowed) and afterwards for as long as the behavior is linked
+        // anywhere (its ticket, inside the payload, holds the epoch's `Arc`
+        // and is dropped only after the release).
+        unsafe { boc_core::schedule(cowns, counted, flags, &*self.dispatcher) };
     }
 
     /// [`schedule`](Self::schedule), returning a [`Watch`] on the behavior,
@@ -242,12 +256,12 @@ impl<W: Runner<Ready>> Epoch<W> {
     ) -> Watch {
         let counted = self.counted(ticket, payload);
         // SAFETY: as in `schedule`.
-        unsafe { boc_core::schedule_watched(cowns, counted, flags, self) }
+        unsafe { boc_core::schedule_watched(cowns, counted, flags, &*self.dispatcher) }
     }
 
     /// Whether the calling thread is one of this epoch's workers.
     pub fn is_worker_thread(&self) -> bool {
-        self.pool.is_worker_thread()
+        self.dispatcher.pool.is_worker_thread()
     }
 
     /// Stops the epoch's workers and waits for them to exit (on one of its
@@ -255,7 +269,7 @@ impl<W: Runner<Ready>> Epoch<W> {
     /// not block in some context wraps the call. Returns once they are
     /// gone, also when another thread joins them.
     pub fn join(&self) {
-        self.pool.shutdown();
+        self.dispatcher.pool.shutdown();
     }
 }
 
@@ -277,7 +291,7 @@ pub enum Retired<W: Runner<Ready>> {
 impl<W: Runner<Ready>> std::fmt::Debug for Epoch<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Epoch")
-            .field("n_workers", &self.n_workers)
+            .field("n_workers", &self.n_workers())
             .field("n_in_flight", &self.n_in_flight())
             .finish_non_exhaustive()
     }
@@ -290,9 +304,9 @@ trait CountOut: Send + Sync {
 
 impl<W: Runner<Ready>> CountOut for Epoch<W> {
     fn count_out(&self) {
-        let main = &self.home.main;
-        if main.count_out(|| self.terminator.decrement()) && self.terminator.is_closed() {
-            after_last_count_out(&self.home);
+        let home = &self.dispatcher.home;
+        if home.main.count_out(|| self.terminator.decrement()) && self.terminator.is_closed() {
+            after_last_count_out(home);
         }
     }
 }
@@ -306,7 +320,13 @@ fn after_last_count_out(home: &HomeSide) {
     }
 }
 
-impl<W: Runner<Ready>> Dispatch for Epoch<W> {
+impl<W: Runner<Ready>> Dispatcher<W> {
+    fn runs_at_home(&self, pinned: bool) -> bool {
+        Affinity::classify([pinned], self.n_workers) == Affinity::Main
+    }
+}
+
+impl<W: Runner<Ready>> Dispatch for Dispatcher<W> {
     fn dispatch(&self, behavior: Ready) {
         if self.runs_at_home(behavior.flags() & PINNED != 0) {
             self.home.main.push_labeled(behavior, Ready::label);
@@ -551,7 +571,8 @@ impl<W: Runner<Ready>> Engine<W> {
         // Outside the lock: starting threads takes a while, and the host's
         // worker hooks may need what the caller holds.
         let pool = Pool::with_options(n_workers, Arc::new(EpochWorkers(Arc::clone(&self.workers))), options)?;
-        let fresh = Arc::new(Epoch { terminator: Terminator::new(), pool, n_workers, home: Arc::clone(&self.home) });
+        let dispatcher = Box::new(Dispatcher { pool, n_workers, home: Arc::clone(&self.home) });
+        let fresh = Arc::new(Epoch { terminator: Terminator::new(), dispatcher });
         let mut current = self.current.write().unpoisoned();
         if let Some(live) = current.as_ref().filter(|epoch| !epoch.is_closed()) {
             // Another thread started one meanwhile: `fresh` stops (dropped
@@ -585,10 +606,10 @@ impl<W: Runner<Ready>> Engine<W> {
     }
 
     fn same_count(live: Arc<Epoch<W>>, n_workers: usize, exact: bool) -> Result<Arc<Epoch<W>>, Error> {
-        if !exact || live.n_workers == n_workers {
+        if !exact || live.n_workers() == n_workers {
             Ok(live)
         } else {
-            Err(Error::AlreadyRunning { live: live.n_workers, asked: n_workers })
+            Err(Error::AlreadyRunning { live: live.n_workers(), asked: n_workers })
         }
     }
 
@@ -718,7 +739,7 @@ impl<W: Runner<Ready>> Engine<W> {
 
     /// Whether the calling thread is a worker of the live epoch.
     pub fn is_worker_thread(&self) -> bool {
-        self.current().is_some_and(|epoch| epoch.pool.is_worker_thread())
+        self.current().is_some_and(|epoch| epoch.is_worker_thread())
     }
 
     /// Waits off the home thread until the live epoch's count is zero, or
@@ -740,7 +761,7 @@ impl<W: Runner<Ready>> Engine<W> {
         };
         epoch.terminator.close();
         // Nothing in flight: no count-out will come.
-        if epoch.home.main.count_out(|| epoch.terminator.count() == 0) {
+        if self.home.main.count_out(|| epoch.terminator.count() == 0) {
             after_last_count_out(&self.home);
         }
     }
@@ -751,7 +772,7 @@ impl<W: Runner<Ready>> Engine<W> {
     /// of the host's callbacks.
     pub fn stop(&self) {
         if let Some(epoch) = self.current() {
-            epoch.pool.shutdown();
+            epoch.join();
         }
         self.home.main.clear();
         self.home.release_callbacks();
