@@ -48,6 +48,7 @@
 
 mod error;
 mod idle;
+mod keep_alive;
 mod park;
 mod pool;
 mod primitive;
@@ -58,5 +59,6 @@ mod worker;
 mod loom_tests;
 
 pub use crate::error::Error;
+pub use crate::keep_alive::KeepAlive;
 pub use crate::pool::{Pool, PoolOptions, Runner, default_workers};
 pub use crate::terminator::Terminator;

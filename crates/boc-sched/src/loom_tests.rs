@@ -1,6 +1,7 @@
 //! loom models of the idle protocol (`idle.rs`): every interleaving, up to
 //! the preemption bound, of spawners pushing onto a queue and notifying
-//! while workers search, announce idle, re-check and park.
+//! while workers search, announce idle, re-check and park; and of the
+//! keep-alive (`keep_alive.rs`, at the end).
 //!
 //! Run with
 //! `RUSTFLAGS="--cfg boc_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p boc-sched --lib loom_`
@@ -17,6 +18,7 @@
 use crate::idle::{Idle, Wake};
 use crate::park::Parker;
 use crate::primitive::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::{KeepAlive, Terminator};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -185,5 +187,109 @@ fn loom_shutdown_races_park() {
         for worker in workers {
             worker.join().unwrap();
         }
+    });
+}
+
+// The keep-alive (`keep_alive.rs`): the owner of a terminator, freed only
+// once its count is zero and every `Arc` is gone, raced by count-outs, a
+// close and a refused count-in. The owner's drop asserts that nothing is
+// counted in on it any more (a use-after-free would come right after), and
+// each model ends by checking that it was dropped (the keep-alive's cycle
+// broken, not leaked).
+
+/// Stands in for an epoch: a terminator, the keep-alive, and a flag set
+/// when it is dropped.
+struct Owner {
+    terminator: Terminator,
+    keep_alive: KeepAlive<Owner>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        assert_eq!(self.terminator.count(), 0, "an owner freed with work counted in on it");
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// An owner with `n_units` counted in, and its dropped flag.
+fn owner(n_units: usize) -> (Arc<Owner>, Arc<AtomicBool>) {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let owner =
+        Arc::new(Owner { terminator: Terminator::new(), keep_alive: KeepAlive::new(), dropped: Arc::clone(&dropped) });
+    for _ in 0..n_units {
+        assert!(owner.terminator.try_increment());
+    }
+    (owner, dropped)
+}
+
+/// Counts one unit out of the owner at `owner` as the engine does
+/// (`Epoch::count_out`): no reference to it is kept but the held one.
+fn count_out(owner: *const Owner) {
+    // SAFETY: the caller's unit keeps the owner alive until the decrement.
+    let held = unsafe { KeepAlive::count_out_or_hold(owner, &raw const (*owner).terminator) };
+    let Some(held) = held else { return };
+    if held.terminator.decrement() {
+        let kept = held.keep_alive.release(&held.terminator);
+        drop(kept);
+    }
+}
+
+/// A raw pointer that crosses into a model thread (as a ticket does).
+struct Unit(*const Owner);
+
+// SAFETY: the owner is `Sync`; the pointer is only used to count out once.
+unsafe impl Send for Unit {}
+
+/// Two count-outs race the close and the drop of the owner's last outside
+/// `Arc` (the engine's current slot): whichever of the three comes last
+/// frees it, and none touches it afterwards.
+#[test]
+fn loom_count_outs_race_the_close() {
+    loom::model(|| {
+        let (owner, dropped) = owner(2);
+        let counters: Vec<_> = (0..2)
+            .map(|_| {
+                let unit = Unit(Arc::as_ptr(&owner));
+                thread::spawn(move || {
+                    let unit = unit;
+                    count_out(unit.0);
+                })
+            })
+            .collect();
+        owner.keep_alive.close(&owner.terminator, &owner);
+        drop(owner);
+        for counter in counters {
+            counter.join().unwrap();
+        }
+        assert!(dropped.load(Ordering::SeqCst), "the keep-alive was never let go of");
+    });
+}
+
+/// A count-in refused by the close, whose undo may be the decrement that
+/// reaches zero (it then lets go, as `Epoch::refused` does), races the
+/// last count-out.
+#[test]
+fn loom_refused_count_in_races_the_last_count_out() {
+    loom::model(|| {
+        let (owner, dropped) = owner(1);
+        owner.keep_alive.close(&owner.terminator, &owner);
+        let unit = Unit(Arc::as_ptr(&owner));
+        let counter = thread::spawn(move || {
+            let unit = unit;
+            count_out(unit.0);
+        });
+        // The refused count-in holds an `Arc` (it counts in through one).
+        let refused = Arc::clone(&owner);
+        drop(owner);
+        if refused.terminator.try_increment() {
+            panic!("a closed terminator refuses");
+        }
+        if refused.terminator.count() == 0 {
+            drop(refused.keep_alive.release(&refused.terminator));
+        }
+        drop(refused);
+        counter.join().unwrap();
+        assert!(dropped.load(Ordering::SeqCst), "the keep-alive was never let go of");
     });
 }

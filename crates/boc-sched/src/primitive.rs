@@ -1,6 +1,6 @@
 //! The one place that names the atomics and the blocking primitives:
 //! `std::sync` normally, loom's under `cfg(boc_loom)`, so the idle protocol
-//! can be model-checked unchanged.
+//! and the keep-alive can be model-checked unchanged.
 //!
 //! Every other module imports `AtomicUsize`, `Ordering`, `fence`, `Mutex`,
 //! ... from here; the tidy check rejects `std::sync::atomic` anywhere else.
@@ -8,11 +8,11 @@
 #[cfg(boc_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 #[cfg(boc_loom)]
-pub(crate) use loom::sync::{Condvar, Mutex};
+pub(crate) use loom::sync::{Arc, Condvar, Mutex};
 #[cfg(not(boc_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 #[cfg(not(boc_loom))]
-pub(crate) use std::sync::{Condvar, Mutex};
+pub(crate) use std::sync::{Arc, Condvar, Mutex};
 
 /// Waits one step in a retry loop whose exit depends on another thread's
 /// progress: crossbeam's `Backoff` (exponential spinning, then yielding to

@@ -25,6 +25,9 @@
 //! waiter read the epoch, and the notification after it started waiting.
 //! The epoch also catches a zero that the count has already left again
 //! by the time the woken waiter looks.
+//! [`Terminator::decrement_unless_last`] is a decrement that never reaches
+//! zero (it refuses to), so it has no D1 part: it never needs to wake
+//! anyone.
 //!
 //! # Closing
 //!
@@ -181,6 +184,53 @@ impl Terminator {
             self.wake_waiters();
         }
         previous == 1
+    }
+
+    /// [`decrement`](Terminator::decrement), unless it would take the count
+    /// to zero: then it changes nothing and returns false. True if it
+    /// counted one unit out (the count is still above zero).
+    ///
+    /// For a caller whose count keeps the memory of this terminator alive:
+    /// once a decrement that leaves others in flight has happened, another
+    /// thread may finish the rest and free it, so such a decrement must be
+    /// the caller's last touch. This one is (a compare-and-swap, nothing
+    /// after it), and it never wakes anyone (it never reaches zero); the
+    /// caller does the decrement that may reach zero with
+    /// [`decrement`](Terminator::decrement), having first made sure the
+    /// memory outlives it.
+    ///
+    /// # Panics
+    ///
+    /// If the count is zero, as [`decrement`](Terminator::decrement).
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live terminator. It is a pointer, not a
+    /// reference, because the caller's memory may be freed by another
+    /// thread the moment the decrement is done, while a reference argument
+    /// would promise that it stays allocated for the whole call: only the
+    /// count itself is borrowed here, for its compare-and-swap (as `Arc`'s
+    /// drop borrows only its strong count for its `fetch_sub`).
+    #[inline]
+    pub unsafe fn decrement_unless_last(this: *const Self) -> bool {
+        // SAFETY: live, by the caller's contract; the borrow is of the
+        // count alone, all of it inside an `UnsafeCell`.
+        let count = unsafe { &(*this).count };
+        let mut current = count.load(Ordering::SeqCst);
+        loop {
+            let n_in_flight = current & COUNT_MASK;
+            assert!(n_in_flight != 0, "Terminator::decrement_unless_last called more often than increment");
+            if n_in_flight == 1 {
+                return false;
+            }
+            // SeqCst, as `decrement`; a read-modify-write, so a later
+            // decrement to zero still publishes this one's work to a waiter
+            // (release sequence).
+            match count.compare_exchange_weak(current, current - 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     #[cold]
