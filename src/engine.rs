@@ -15,10 +15,25 @@
 //!   that reaches zero wakes the home thread (`MainQueue::count_out`).
 //! * **Epochs**: a pool of workers with its count. [`Engine::start`] starts
 //!   one; a behavior is dispatched through the epoch it was counted in on,
-//!   and its ticket keeps that epoch alive, so no behavior is ever
+//!   and its count keeps that epoch alive (below), so no behavior is ever
 //!   dispatched through freed memory, whatever happens to the engine.
 //! * **Pinned drops at home**: [`Engine::send_home`] runs a payload on the
 //!   home thread as a counted, signalled main-side behavior with no cowns.
+//!
+//! # Keeping an epoch alive
+//!
+//! A behavior points to its epoch without owning a reference to it: an
+//! `Arc` per behavior, cloned by the scheduling thread and dropped by a
+//! worker, cost more than the rest of the count (BENCHMARKS.md). The count
+//! keeps the epoch alive instead, by `boc_sched::KeepAlive`'s rules (its
+//! docs, and its loom models): while open, an epoch is owned by the
+//! engine's current slot, which gives it up only once it is closed (or, when
+//! the engine drops, closes it first); closing it with behaviors in flight
+//! stores its own `Arc` in it, which the count-out that takes it to zero
+//! lets go of; and a count-out that leaves others in flight touches it no
+//! more, while one that may be the last holds an `Arc` across what follows.
+//! Counting in takes no reference either: it happens through an epoch the
+//! caller holds (a handle's, or the current slot's under its lock).
 //!
 //! # Counting out after the release
 //!
@@ -39,7 +54,7 @@ use crate::primitive::{AtomicBool, Ordering, Unpoisoned};
 use crate::unwind;
 use boc_core::Dispatch;
 use boc_pin::{Affinity, Budget, PumpReport};
-use boc_sched::{Pool, Terminator};
+use boc_sched::{KeepAlive, Pool, Terminator};
 
 // What a client of the engine names: the protocol's payloads and behaviors,
 // the main queue and its runner, the pool's options and worker hooks, and a
@@ -52,6 +67,7 @@ pub use boc_pin::{
 };
 pub use boc_sched::{PoolOptions, Runner, default_workers};
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -115,18 +131,18 @@ impl HomeSide {
 }
 
 /// One pool of workers and the count of the behaviors counted in on it:
-/// the dispatcher of those behaviors, kept alive by their tickets.
+/// the dispatcher of those behaviors, which their count keeps alive (see
+/// [Keeping an epoch alive](self#keeping-an-epoch-alive)).
 ///
-/// Laid out for the two cache lines each behavior touches. The count and
-/// the `Arc`'s own strong count change for every behavior, on the
-/// scheduling thread (the ticket's `Arc` and the count in) and then on a
-/// worker (the count out and the `Arc`'s drop): `repr(C)` with the
-/// terminator first (its count first in it, also `repr(C)`) puts the count
-/// right after the `Arc`'s counts, so one line moves between the two
-/// threads, not two. What dispatching reads (the pool, the worker count,
-/// the home side) is never written after the start, so it lives apart, in
-/// a `Dispatcher` of its own allocation and cache lines: on the
-/// counts' line, every dispatch would miss on it after each count-out.
+/// Laid out for the cache lines each behavior touches. The count changes
+/// for every behavior, on the scheduling thread and then on a worker; the
+/// `Arc`'s own strong count only when a count-out may be the last one.
+/// `repr(C)` with the terminator first (its count first in it, also
+/// `repr(C)`) puts the count right after the `Arc`'s counts. What
+/// dispatching reads (the pool, the worker count, the home side) is never
+/// written after the start, so it lives apart, in a `Dispatcher` of its
+/// own allocation and cache lines: on the count's line, every dispatch
+/// would miss on it after each count-out.
 #[repr(C)]
 pub struct Epoch<W: Runner<Ready>> {
     terminator: Terminator,
@@ -142,6 +158,9 @@ struct Dispatcher<W: Runner<Ready>> {
     pool: Pool<Ready, EpochWorkers<W>>,
     n_workers: usize,
     home: Arc<HomeSide>,
+    /// The epoch's own `Arc` while it is closed with behaviors in flight
+    /// ([`Epoch::close`], [`Epoch::after_zero`]).
+    keep_alive: KeepAlive<Epoch<W>>,
 }
 
 impl<W: Runner<Ready>> Epoch<W> {
@@ -188,39 +207,90 @@ impl<W: Runner<Ready>> Epoch<W> {
     ///
     /// [`Error::ShutDown`] when the epoch is closed.
     pub fn count_in(self: &Arc<Self>) -> Result<Ticket<W>, Error> {
-        Self::admit(Arc::clone(self))
+        self.try_count_in().ok_or_else(|| self.refused())
     }
 
-    /// Counts a behavior in on `epoch`: its ticket, or the refusal.
-    fn admit(epoch: Arc<Self>) -> Result<Ticket<W>, Error> {
-        if epoch.terminator.try_increment() {
-            return Ok(Ticket { epoch: Some(epoch) });
-        }
-        // Refused: the terminator undid the `+1` with a plain decrement,
-        // which may have been the one to bring the count to zero after the
-        // last behavior's count-out saw it above zero. Then nobody else
-        // wakes a home thread waiting for zero or lets go of the callbacks:
-        // do it here. (Of refused increments racing each other, the last to
-        // decrement sees zero here; a spurious wake is harmless.) The undo
-        // is this behavior's count-out.
-        let home = &epoch.dispatcher.home;
-        if home.main.count_out(|| epoch.terminator.count() == 0) {
-            after_last_count_out(home);
-        }
-        Err(Error::ShutDown)
+    /// Counts a behavior in unless the epoch is closed. The ticket points
+    /// to this epoch, which the count keeps alive from here on (module
+    /// docs); the caller keeps it alive until then.
+    fn try_count_in(self: &Arc<Self>) -> Option<Ticket<W>> {
+        // The `Arc`'s own pointer (not one made from a reference to the
+        // epoch): a count-out may rebuild an `Arc` from it, which must be
+        // able to free the whole allocation.
+        let epoch = NonNull::new(Arc::as_ptr(self).cast_mut()).expect("an Arc's pointer is not null");
+        self.terminator.try_increment().then(|| Ticket { epoch: Some(epoch) })
     }
 
-    /// The payload with `ticket` moved inside it (no second count of the
-    /// epoch's `Arc`), after checking that the ticket is this epoch's.
+    /// After a refused [`try_count_in`](Self::try_count_in), by a caller
+    /// that keeps this epoch alive for the call.
+    fn refused(&self) -> Error {
+        // The terminator undid the `+1` with a plain decrement, which may
+        // have been the one to bring the count to zero after the last
+        // behavior's count-out saw it above zero. Then nobody else wakes a
+        // home thread waiting for zero or lets go of the keep-alive and the
+        // callbacks: do it here. (Of refused increments racing each other,
+        // the last to decrement sees zero here; a spurious wake is
+        // harmless.) The undo is this behavior's count-out.
+        if self.dispatcher.home.main.count_out(|| self.terminator.count() == 0) {
+            self.after_zero();
+        }
+        Error::ShutDown
+    }
+
+    /// Closes the epoch, in flight or not: no behavior is counted in on it
+    /// any more, and it keeps itself alive until the last one in flight is
+    /// counted out (module docs). Idempotent.
+    fn close(self: &Arc<Self>) {
+        self.dispatcher.keep_alive.close(&self.terminator, self);
+    }
+
+    /// After this epoch's count was seen at zero, by a caller that keeps it
+    /// alive for the call: a closed epoch lets go of its keep-alive (no
+    /// behavior is in flight on it, and none can be counted in), and the
+    /// engine's host of its callbacks once the engine is shut down.
+    fn after_zero(&self) {
+        let kept = self.dispatcher.keep_alive.release(&self.terminator);
+        if self.terminator.is_closed() {
+            after_last_count_out(&self.dispatcher.home);
+        }
+        // Not the last `Arc`: the caller keeps the epoch alive.
+        drop(kept);
+    }
+
+    /// Counts out one behavior counted in on the epoch at `this`.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to an epoch with a behavior counted in on it that
+    /// this call counts out (so the epoch is alive until the call's
+    /// decrement; module docs).
+    unsafe fn count_out(this: NonNull<Self>) {
+        let this = this.as_ptr().cast_const();
+        // SAFETY: every epoch is made in an `Arc` and follows `KeepAlive`'s
+        // rules (module docs); `this` is alive until the decrement (the
+        // caller's contract), and no reference to it is made here, only a
+        // pointer to its terminator.
+        let held = unsafe { KeepAlive::count_out_or_hold(this, &raw const (*this).terminator) };
+        // `None`: others are in flight, and the epoch may be freed by now.
+        // `Some`: perhaps the last, held across the decrement and what
+        // follows it (the wakes, the keep-alive, the callbacks).
+        let Some(held) = held else { return };
+        if held.dispatcher.home.main.count_out(|| held.terminator.decrement()) {
+            held.after_zero();
+        }
+    }
+
+    /// The payload with `ticket` moved inside it, after checking that the
+    /// ticket is this epoch's.
     fn counted<P: Payload>(&self, ticket: Ticket<W>, payload: P) -> Counted<P> {
         assert!(std::ptr::eq(ticket.epoch(), self), "a ticket is scheduled through the epoch it was counted in on");
-        Counted { payload, ticket: Some(Counting(ticket.into_inner() as Arc<dyn CountOut>)) }
+        let epoch = ticket.into_inner().cast();
+        Counted { payload, ticket: Some(Counting { epoch, count_out: count_out_erased::<W> }) }
     }
 
     /// [`Engine::schedule`] through this epoch, which the caller keeps alive
-    /// for the call by borrowing it (the behavior keeps it alive afterwards),
-    /// so the ticket's `Arc` moves into the behavior as it is. Panics if
-    /// `ticket` was counted in on another epoch.
+    /// for the call by borrowing it (the behavior's count keeps it alive
+    /// afterwards). Panics if `ticket` was counted in on another epoch.
     ///
     /// # Safety
     ///
@@ -236,8 +306,8 @@ impl<W: Runner<Ready>> Epoch<W> {
         // SAFETY: the cowns are the caller's contract; the dispatcher is
         // `self`'s, owned by it (freed only with it), alive for this call
         // (borrowed) and afterwards for as long as the behavior is linked
-        // anywhere (its ticket, inside the payload, holds the epoch's `Arc`
-        // and is dropped only after the release).
+        // anywhere (its ticket, inside the payload, keeps the epoch alive
+        // until it is counted out, after the release: module docs).
         unsafe { boc_core::schedule(cowns, counted, flags, &*self.dispatcher) };
     }
 
@@ -297,18 +367,14 @@ impl<W: Runner<Ready>> std::fmt::Debug for Epoch<W> {
     }
 }
 
-/// Counting out, without the epoch's worker type.
-trait CountOut: Send + Sync {
-    fn count_out(&self);
-}
-
-impl<W: Runner<Ready>> CountOut for Epoch<W> {
-    fn count_out(&self) {
-        let home = &self.dispatcher.home;
-        if home.main.count_out(|| self.terminator.decrement()) && self.terminator.is_closed() {
-            after_last_count_out(home);
-        }
-    }
+/// [`Epoch::count_out`] without the epoch's worker type.
+///
+/// # Safety
+///
+/// As for [`Epoch::count_out`], `epoch` pointing to an `Epoch<W>`.
+unsafe fn count_out_erased<W: Runner<Ready>>(epoch: NonNull<()>) {
+    // SAFETY: the caller's contract.
+    unsafe { Epoch::<W>::count_out(epoch.cast()) };
 }
 
 /// After the count of a closed epoch was seen at zero: once the engine is
@@ -359,21 +425,41 @@ impl<W: Runner<Ready>> Runner<Ready> for EpochWorkers<W> {
 /// is done.
 #[must_use = "a ticket counts a behavior in; dropping it counts it out"]
 pub struct Ticket<W: Runner<Ready>> {
+    /// The epoch, kept alive by the count this ticket holds (module docs);
     /// `None` once moved into a behavior.
-    epoch: Option<Arc<Epoch<W>>>,
+    epoch: Option<NonNull<Epoch<W>>>,
 }
 
+// SAFETY: a ticket is a count of an epoch, which is `Send` and `Sync`, and
+// a pointer used to count it out once, from whichever thread drops it.
+unsafe impl<W: Runner<Ready>> Send for Ticket<W> {}
+// SAFETY: through `&Ticket` only the epoch is read, which is `Sync`.
+unsafe impl<W: Runner<Ready>> Sync for Ticket<W> {}
+
 impl<W: Runner<Ready>> Ticket<W> {
+    fn pointer(&self) -> NonNull<Epoch<W>> {
+        self.epoch.expect("a ticket has its epoch until it is moved")
+    }
+
     /// The epoch the behavior is counted in on.
     pub fn epoch(&self) -> &Epoch<W> {
-        self.epoch.as_deref().expect("a ticket has its epoch until it is moved")
+        // SAFETY: alive while this ticket's count is held (module docs).
+        unsafe { self.pointer().as_ref() }
     }
 
+    /// An `Arc` of the epoch, for a caller that must keep it alive past the
+    /// moment the ticket is given up.
     fn epoch_arc(&self) -> Arc<Epoch<W>> {
-        Arc::clone(self.epoch.as_ref().expect("a ticket has its epoch until it is moved"))
+        let epoch = self.pointer().as_ptr();
+        // SAFETY: alive while the count is held, and owned by `Arc`s
+        // (module docs): `epoch` is an `Arc`'s pointer.
+        unsafe {
+            Arc::increment_strong_count(epoch);
+            Arc::from_raw(epoch)
+        }
     }
 
-    fn into_inner(mut self) -> Arc<Epoch<W>> {
+    fn into_inner(mut self) -> NonNull<Epoch<W>> {
         self.epoch.take().expect("a ticket has its epoch until it is moved")
     }
 }
@@ -381,7 +467,8 @@ impl<W: Runner<Ready>> Ticket<W> {
 impl<W: Runner<Ready>> Drop for Ticket<W> {
     fn drop(&mut self) {
         if let Some(epoch) = self.epoch.take() {
-            epoch.count_out();
+            // SAFETY: this ticket's count, counted out once.
+            unsafe { Epoch::count_out(epoch) };
         }
     }
 }
@@ -393,11 +480,22 @@ impl<W: Runner<Ready>> std::fmt::Debug for Ticket<W> {
 }
 
 /// A ticket inside a behavior, without its worker type: counts out on drop.
-struct Counting(Arc<dyn CountOut>);
+struct Counting {
+    /// An `Epoch<W>`, kept alive by this count.
+    epoch: NonNull<()>,
+    /// `count_out_erased::<W>`.
+    count_out: unsafe fn(NonNull<()>),
+}
+
+// SAFETY: as for `Ticket`: a count of a `Send + Sync` epoch, counted out
+// once, by whichever thread drops it.
+unsafe impl Send for Counting {}
 
 impl Drop for Counting {
     fn drop(&mut self) {
-        self.0.count_out();
+        // SAFETY: this count, counted out once; `count_out` matches the
+        // epoch's type (`Epoch::counted`).
+        unsafe { (self.count_out)(self.epoch) };
     }
 }
 
@@ -571,7 +669,8 @@ impl<W: Runner<Ready>> Engine<W> {
         // Outside the lock: starting threads takes a while, and the host's
         // worker hooks may need what the caller holds.
         let pool = Pool::with_options(n_workers, Arc::new(EpochWorkers(Arc::clone(&self.workers))), options)?;
-        let dispatcher = Box::new(Dispatcher { pool, n_workers, home: Arc::clone(&self.home) });
+        let dispatcher =
+            Box::new(Dispatcher { pool, n_workers, home: Arc::clone(&self.home), keep_alive: KeepAlive::new() });
         let fresh = Arc::new(Epoch { terminator: Terminator::new(), dispatcher });
         let mut current = self.current.write().unpoisoned();
         if let Some(live) = current.as_ref().filter(|epoch| !epoch.is_closed()) {
@@ -660,7 +759,17 @@ impl<W: Runner<Ready>> Engine<W> {
     /// [`Error::ShutDown`] when no epoch is live (none started, retired, or
     /// the engine shut down).
     pub fn count_in(&self) -> Result<Ticket<W>, Error> {
-        Epoch::admit(self.current().ok_or(Error::ShutDown)?)
+        let current = self.current.read().unpoisoned();
+        let epoch = current.as_ref().ok_or(Error::ShutDown)?;
+        // Under the lock, the slot keeps the epoch alive; the count does
+        // from here on.
+        if let Some(ticket) = epoch.try_count_in() {
+            return Ok(ticket);
+        }
+        // The refusal may let go of the host's callbacks: not under the lock.
+        let epoch = Arc::clone(epoch);
+        drop(current);
+        Err(epoch.refused())
     }
 
     /// Schedules `payload` to run once it holds every cown in `cowns`
@@ -671,8 +780,8 @@ impl<W: Runner<Ready>> Engine<W> {
     ///
     /// Every cown in `cowns` must outlive the behavior: the payload must
     /// own a handle to each until [`Payload::released`] (`boc_core::schedule`'s
-    /// contract). The dispatcher is the ticket's epoch, which the behavior
-    /// keeps alive itself.
+    /// contract). The dispatcher is the ticket's epoch, which the behavior's
+    /// count keeps alive.
     pub unsafe fn schedule<'c, P: Payload>(
         &self,
         ticket: Ticket<W>,
@@ -749,20 +858,20 @@ impl<W: Runner<Ready>> Engine<W> {
     }
 
     /// Refuses every later [`count_in`](Self::count_in) and
-    /// [`start`](Self::start). Behaviors in flight go on: each keeps its
-    /// epoch alive, and the count-out that takes a shut-down engine's count
-    /// to zero lets go of the host's callbacks (which may own a handle to
-    /// the engine).
+    /// [`start`](Self::start). Behaviors in flight go on: their count keeps
+    /// the epoch alive, and the count-out that takes a shut-down engine's
+    /// count to zero lets go of the host's callbacks (which may own a
+    /// handle to the engine).
     pub fn shut_down(&self) {
         self.home.shut_down.store(true, Ordering::SeqCst);
         let Some(epoch) = self.current() else {
             self.home.release_callbacks();
             return;
         };
-        epoch.terminator.close();
+        epoch.close();
         // Nothing in flight: no count-out will come.
         if self.home.main.count_out(|| epoch.terminator.count() == 0) {
-            after_last_count_out(&self.home);
+            epoch.after_zero();
         }
     }
 
@@ -782,6 +891,16 @@ impl<W: Runner<Ready>> Engine<W> {
     /// scheduled on the engine whose home thread owns it.
     pub fn id(&self) -> usize {
         std::ptr::from_ref(self) as usize
+    }
+}
+
+/// An engine dropped with its epoch open (a host that never shut it down)
+/// closes it first, so the behaviors in flight keep it alive (module docs).
+impl<W: Runner<Ready>> Drop for Engine<W> {
+    fn drop(&mut self) {
+        if let Some(epoch) = self.current.get_mut().unpoisoned().take() {
+            epoch.close();
+        }
     }
 }
 

@@ -248,30 +248,30 @@ impl std::ops::Deref for Runtime {
 /// through it by whichever thread completes its acquisition: the scheduler,
 /// a releasing behavior, or the drop of a `try_with` hold on any thread. So
 /// the dispatcher must outlive every behavior that is linked in any cown
-/// queue. It does, because the behavior owns it:
+/// queue. It does, because the behavior's count keeps it:
 ///
 /// 1. *The dispatcher is an epoch*, the engine's pool of workers with its
-///    count (`engine::Epoch`), owned by `Arc`s: the engine's own, each
-///    handle's, and one inside every behavior counted in on it.
-/// 2. *Every behavior carries its ticket.* `Epoch::count_in` gives a
-///    ticket (an `Arc` of the handle's epoch) before `schedule` links the
-///    behavior anywhere, and `Epoch::schedule_watched` moves it into the
-///    behavior's payload, dispatching through that very epoch (lent by the
-///    handle for the call). The payload
-///    lets go of it in `Payload::released`, the last time the protocol
-///    touches the behavior; until then the behavior is linked, waiting,
-///    ready or running, and its epoch cannot be freed.
-/// 3. *Nothing else dispatches.* A behavior is dispatched once, before its
-///    release; the epoch's main queue and pool live inside the epoch.
+///    count (`engine::Epoch`), owned by `Arc`s: the engine's current slot
+///    and each handle's.
+/// 2. *Every behavior is counted in before it is linked.* `Epoch::count_in`
+///    gives a ticket (the count) before `schedule` links the behavior
+///    anywhere, and `Epoch::schedule_watched` moves it into the behavior's
+///    payload, dispatching through that very epoch (lent by the handle for
+///    the call). The payload gives it up in `Payload::released`, the last
+///    time the protocol touches the behavior, and it is counted out after.
+/// 3. *The count keeps the epoch alive* (`boc::engine`'s module docs and
+///    `boc_sched::KeepAlive`): the engine holds the epoch while it is open;
+///    closing it with behaviors in flight (this drop's shut-down, or the
+///    engine's drop) stores the epoch's own `Arc` in it, which the
+///    count-out that takes the count to zero lets go of.
 ///
 /// So dropping the `Runtime`, the engine or every handle is sound at any
-/// time, on any thread, even while behaviors are linked: they keep what
-/// they will be dispatched through. This drop refuses new work (the engine
-/// is shut down) and waits; where it cannot wait (inside one of its own
-/// behaviors, or inside a `try_with` hold) it returns at once, and the
-/// behaviors in flight finish later, keeping their epoch alive until the
-/// last one is counted out. Leaking the runtime (`mem::forget`) leaks the
-/// engine, which is sound too.
+/// time, on any thread, even while behaviors are linked: their count keeps
+/// what they will be dispatched through. This drop refuses new work (the
+/// engine is shut down) and waits; where it cannot wait (inside one of its
+/// own behaviors, or inside a `try_with` hold) it returns at once, and the
+/// behaviors in flight finish later, the last one letting go of the epoch.
+/// Leaking the runtime (`mem::forget`) leaks the engine, which is sound too.
 impl Drop for Runtime {
     fn drop(&mut self) {
         let engine = &self.handle.engine;
@@ -442,7 +442,7 @@ impl Handle {
         // SAFETY: the payload owns a handle to every cown until it is
         // released, so they outlive the behavior; the dispatcher, the epoch,
         // is lent by this handle for the call and kept alive afterwards by the
-        // behavior's own ticket (the argument on `Runtime`'s `Drop`).
+        // behavior's count, its ticket (the argument on `Runtime`'s `Drop`).
         let watch = unsafe { self.epoch.schedule_watched(ticket, cowns.headers(), payload, flags) };
         // SAFETY: `locate_outcome` is instantiated with the payload's type.
         Ok(unsafe { Pending::new(watch, locate_outcome::<C::Owned, F, R>) })

@@ -98,11 +98,22 @@ fn send_home_gives_the_payload_back_when_nothing_can_be_counted_in() {
     assert_eq!(engine.main().len(), 0);
 }
 
-/// A behavior counted in on an epoch owns it: dropping the engine while the
+/// A behavior counted in on an epoch keeps it alive: dropping the engine
+/// (shut down first, or not: the drop closes the epoch itself) while the
 /// behavior waits behind a hold on another thread is sound, and the
-/// behavior still runs on the epoch's workers when the hold ends.
+/// behavior still runs on the epoch's workers when the hold ends; its
+/// count-out, the last, lets go of the epoch there.
 #[test]
 fn a_behavior_keeps_its_epoch_alive_after_the_engine_is_dropped() {
+    behind_a_hold_the_engine_drops(true);
+}
+
+#[test]
+fn a_behavior_keeps_its_epoch_alive_after_an_engine_never_shut_down_is_dropped() {
+    behind_a_hold_the_engine_drops(false);
+}
+
+fn behind_a_hold_the_engine_drops(shut_down: bool) {
     /// Owns a handle to its cown until it is freed, after its release
     /// (`schedule`'s contract: the cown outlives the behavior).
     struct Bump(Arc<AtomicUsize>, mpsc::Sender<()>, #[allow(dead_code)] Arc<CownHeader>);
@@ -134,12 +145,88 @@ fn a_behavior_keeps_its_epoch_alive_after_the_engine_is_dropped() {
     let ticket = engine.count_in().unwrap();
     // SAFETY: the payload owns a handle to the cown until it is freed.
     unsafe { engine.schedule(ticket, [&*cown].into_iter(), Bump(Arc::clone(&ran), done_tx, Arc::clone(&cown)), 0) };
-    engine.shut_down();
+    if shut_down {
+        engine.shut_down();
+    }
     drop(engine); // the behavior is still linked behind the hold
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     done_rx.recv_timeout(Duration::from_secs(60)).expect("the behavior behind the hold never ran");
     assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+/// A ticket outlives its engine: counted in, then the engine shut down and
+/// dropped, then the ticket dropped unscheduled. Its count kept the epoch
+/// alive, and its count-out, the last, lets go of it.
+#[test]
+fn a_ticket_keeps_its_epoch_alive_after_the_engine_is_dropped() {
+    for shut_down in [true, false] {
+        let engine = engine();
+        engine.start(1, PoolOptions::default()).unwrap();
+        let ticket = engine.count_in().unwrap();
+        let epoch = Arc::downgrade(&engine.current().unwrap());
+        if shut_down {
+            engine.shut_down();
+        }
+        drop(engine);
+        assert!(epoch.upgrade().is_some(), "the ticket's count keeps the epoch");
+        assert!(ticket.epoch().is_closed());
+        assert_eq!(ticket.epoch().n_in_flight(), 1);
+        drop(ticket);
+        assert!(epoch.upgrade().is_none(), "the last count-out lets go of the epoch");
+    }
+}
+
+/// Counting in and out on many threads while the engine shuts down and
+/// drops: every count-out either leaves others in flight (and touches the
+/// epoch no more) or may be the last (and holds it), and whichever is last
+/// lets go of it. Miri checks that none reads it after it is freed.
+#[test]
+fn counting_races_the_engine_going_away() {
+    let n_rounds = if cfg!(miri) { 3 } else { 200 };
+    let n_threads = if cfg!(miri) { 3 } else { 4 };
+    for _ in 0..n_rounds {
+        let engine = Arc::new(engine());
+        let epoch = Arc::downgrade(&engine.start(1, PoolOptions::default()).unwrap());
+        let start = Arc::new(std::sync::Barrier::new(n_threads + 1));
+        let counters: Vec<_> = (0..n_threads)
+            .map(|_| {
+                let engine = Arc::clone(&engine);
+                let start = Arc::clone(&start);
+                thread::spawn(move || {
+                    let mut tickets = std::collections::VecDeque::new();
+                    start.wait();
+                    // Until refused: counting in and out across the shutdown.
+                    for idx in 0..10_000 {
+                        match engine.count_in() {
+                            Ok(ticket) => tickets.push_back(ticket),
+                            Err(error) => {
+                                assert!(matches!(error, Error::ShutDown));
+                                break;
+                            }
+                        }
+                        if idx % 2 == 1 {
+                            drop(tickets.pop_front());
+                        }
+                    }
+                    drop(engine);
+                    // Counted out after the engine may be gone.
+                    for ticket in tickets {
+                        thread::yield_now();
+                        drop(ticket);
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        thread::yield_now();
+        engine.shut_down();
+        drop(engine);
+        for counter in counters {
+            counter.join().unwrap();
+        }
+        assert!(epoch.upgrade().is_none(), "the last count-out let go of the epoch");
+    }
 }
 
 /// Counting out comes after the behavior is done: a result is readable as
