@@ -216,19 +216,24 @@ impl Terminator {
         // SAFETY: live, by the caller's contract; the borrow is of the
         // count alone, all of it inside an `UnsafeCell`.
         let count = unsafe { &(*this).count };
-        let mut current = count.load(Ordering::SeqCst);
+        // A guess rather than a load: if the count is 2 the swap below is
+        // right, and if not, its failure returns the count with the cache
+        // line already held for writing, where a load would fetch the line
+        // shared and the swap then fetch it again (the line moves between
+        // the schedulers counting in and the workers counting out).
+        let mut current = 2;
         loop {
+            // SeqCst, as `decrement`; a read-modify-write, so a later
+            // decrement to zero still publishes this one's work to a waiter
+            // (release sequence).
+            match count.compare_exchange(current, current - 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
             let n_in_flight = current & COUNT_MASK;
             assert!(n_in_flight != 0, "Terminator::decrement_unless_last called more often than increment");
             if n_in_flight == 1 {
                 return false;
-            }
-            // SeqCst, as `decrement`; a read-modify-write, so a later
-            // decrement to zero still publishes this one's work to a waiter
-            // (release sequence).
-            match count.compare_exchange_weak(current, current - 1, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
             }
         }
     }

@@ -152,3 +152,25 @@ fn try_close_idle_closes_only_at_zero() {
     assert!(!terminator.try_increment(), "closed: new work refused");
     assert_eq!(terminator.count(), 0);
 }
+
+/// `decrement_unless_last` counts out while others are in flight, closed or
+/// not, and refuses (changing nothing) the decrement that would reach zero.
+#[test]
+fn decrement_unless_last_never_reaches_zero() {
+    let in_flight = Terminator::new();
+    for _ in 0..3 {
+        in_flight.increment();
+    }
+    // SAFETY: `in_flight` is alive for every call.
+    assert!(unsafe { Terminator::decrement_unless_last(&in_flight) });
+    in_flight.close();
+    // SAFETY: as above.
+    assert!(unsafe { Terminator::decrement_unless_last(&in_flight) });
+    assert_eq!(in_flight.count(), 1);
+    // SAFETY: as above.
+    assert!(!unsafe { Terminator::decrement_unless_last(&in_flight) }, "the last one is refused");
+    assert_eq!(in_flight.count(), 1);
+    assert!(in_flight.is_closed());
+    assert!(in_flight.decrement(), "the plain decrement reaches zero");
+    assert!(in_flight.wait_idle(Some(Duration::ZERO)));
+}
